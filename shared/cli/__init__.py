@@ -1,0 +1,16 @@
+"""The ``exchange-tokens`` console script. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from shared.cli import db_commands, jwt_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Exchange tokens: issue, redeem, expire and refund loyalty points exactly once."""
+
+
+for module in (db_commands, jwt_command):
+    module.register(main)

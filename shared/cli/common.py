@@ -1,0 +1,34 @@
+"""What every command shares: settings from the environment, logging, a clean failure."""
+
+from __future__ import annotations
+
+import click
+
+from shared.logs import configure_logging
+from shared.settings import Settings, SettingsError, load_settings
+
+
+def settings_or_exit() -> Settings:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    configure_logging(settings.log_level)
+    return settings
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain aligned text table, right-aligning numbers."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+
+    def fmt(cells: list[str]) -> str:
+        out = []
+        for cell, width in zip(cells, widths, strict=True):
+            out.append(cell.rjust(width) if cell.lstrip("-").isdigit() else cell.ljust(width))
+        return "  ".join(out).rstrip()
+
+    lines = [fmt(headers), "  ".join("-" * w for w in widths)]
+    lines.extend(fmt(r) for r in rows)
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""``migrate`` and ``cleanup``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from shared.bootstrap import bootstrap
+from shared.cli.common import settings_or_exit, table
+from shared.persistence import migrate as migrations
+from shared.services.sweep import sweep_all
+
+
+def register(group: click.Group) -> None:
+    group.add_command(migrate)
+    group.add_command(cleanup)
+
+
+@click.command()
+@click.option("--no-broker", is_flag=True, help="Only the database schema.")
+def migrate(no_broker: bool) -> None:
+    """Bring the schema up to date (creating the database if missing) and declare the
+    broker topology. Both are idempotent."""
+    settings = settings_or_exit()
+    if migrations.ensure_database(settings.sqlalchemy_url):
+        click.echo(f"created database {migrations.redact(settings.database_url)}")
+    migrations.upgrade(settings.sqlalchemy_url)
+    click.echo("schema up to date")
+    if not no_broker:
+        try:
+            from shared.messaging.topology import declare_topology
+        except ImportError:  # the messaging layer is optional until it lands
+            return
+        declare_topology(settings)
+        click.echo(f"broker topology declared (namespace {settings.broker_namespace})")
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Report what would be restored; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def cleanup(dry_run: bool, as_json: bool) -> None:
+    """Restore and delete every expired token now. Safe while workers run, in several
+    copies at once: each token is restored once."""
+    container = bootstrap(settings_or_exit())
+    try:
+        restored = sweep_all(container.deps, dry_run=dry_run)
+    finally:
+        container.close()
+    total = sum(r.points for r in restored)
+    if as_json:
+        click.echo(json.dumps({
+            "dry_run": dry_run,
+            "tokens": [{"token_id": str(r.token_id), "user_id": r.user_id, "points": r.points,
+                        "expires_at": r.expires_at.isoformat() if r.expires_at else None}
+                       for r in restored],
+            "count": len(restored),
+            "total_points": total,
+        }))
+        return
+    verb = "would restore" if dry_run else "restored"
+    rows = [[str(r.token_id), r.user_id, str(r.points),
+             r.expires_at.isoformat() if r.expires_at else ""] for r in restored]
+    if rows:
+        click.echo(table(["token_id", "user_id", "points", "expired_at"], rows))
+    click.echo(f"{verb} {len(restored)} token(s), {total} point(s) in total"
+               + (" (dry run: nothing changed)" if dry_run else ""))

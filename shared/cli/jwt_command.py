@@ -1,0 +1,25 @@
+"""``jwt``: a bearer token for local use."""
+
+from __future__ import annotations
+
+import click
+
+from shared import jwt_tokens
+from shared.cli.common import settings_or_exit
+
+
+def register(group: click.Group) -> None:
+    group.add_command(jwt)
+
+
+@click.command()
+@click.option("--sub", required=True, help="The user id (the token's subject).")
+@click.option("--role", "roles", multiple=True, type=click.Choice(jwt_tokens.ROLES),
+              help="A role; repeat for several. Default: user.")
+@click.option("--ttl", default=3600, show_default=True, type=click.IntRange(1, 31 * 86400),
+              help="Lifetime in seconds.")
+def jwt(sub: str, roles: tuple[str, ...], ttl: int) -> None:
+    """Print a bearer token signed with JWT_SECRET."""
+    settings = settings_or_exit()
+    assert settings.jwt_secret
+    click.echo(jwt_tokens.encode(settings.jwt_secret, sub, list(roles) or ["user"], ttl))

@@ -1,0 +1,59 @@
+"""Cancel an active token at its owner's request: the same refund as expiry, at once."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+
+from shared.errors import DomainError, TokenAlreadyRedeemed, TokenNotFound
+from shared.persistence.database import retry_transaction, unit_of_work
+from shared.persistence.tables import Token
+from shared.services.deps import Deps
+from shared.services.lookup import gone, refund_of_token
+from shared.services.restore import (
+    CANCELLED,
+    EXPIRED,
+    expired_condition,
+    log_restored,
+    restore_tokens,
+)
+from shared.services.views import Cancelled
+
+
+@retry_transaction()
+def cancel(deps: Deps, user_id: str, token_id: uuid.UUID) -> Cancelled:
+    """Cancel ``user_id``'s active token; returns the points restored and the new balance.
+
+    Raises :class:`TokenNotFound` (also for another user's token),
+    :class:`TokenAlreadyRedeemed`, or :class:`~shared.errors.TokenExpired` (already
+    expired or cancelled; an expired one not yet refunded is refunded here).
+    """
+    refusal: DomainError | None = None
+    with unit_of_work(deps.session_factory) as session:
+        mine = (Token.id == token_id) & (Token.user_id == user_id)
+        restored = restore_tokens(
+            session, deps.clock,
+            mine & (Token.status == "active") & (Token.expires_at > deps.clock.now()),
+            CANCELLED,
+        )
+        if not restored:
+            existing = session.execute(select(Token.status, Token.points).where(mine)).first()
+            if existing is None:
+                refusal = refund_of_token(session, token_id, user_id) or TokenNotFound(
+                    "no such token"
+                )
+            elif existing.status == "redeemed":
+                refusal = TokenAlreadyRedeemed("this token was already redeemed")
+            else:
+                restored = restore_tokens(
+                    session, deps.clock, mine & expired_condition(deps.clock), EXPIRED
+                )
+                refusal = gone(existing.points, EXPIRED)
+        session.commit()
+    log_restored(restored)
+    if refusal is not None:
+        raise refusal
+    r = restored[0]
+    assert r.balance is not None
+    return Cancelled(token_id=r.token_id, points_restored=r.points, balance=r.balance)

@@ -1,0 +1,39 @@
+"""Finding what became of a token that is no longer live (the ledger keeps its id and code)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from shared.errors import TokenExpired
+from shared.persistence.tables import LedgerEntry
+
+
+def refund_of(session: Session, condition: ColumnElement[bool]) -> TokenExpired | None:
+    """The 410 for a token that was restored (expired or cancelled), if it was."""
+    row = session.execute(
+        select(LedgerEntry.amount, LedgerEntry.reason).where(
+            LedgerEntry.kind == "refund", condition
+        )
+    ).first()
+    if row is None:
+        return None
+    return gone(row.amount, row.reason)
+
+
+def refund_of_token(session: Session, token_id: uuid.UUID, user_id: str | None) -> TokenExpired | None:
+    cond = LedgerEntry.token_id == token_id
+    if user_id is not None:
+        cond = cond & (LedgerEntry.user_id == user_id)
+    return refund_of(session, cond)
+
+
+def gone(points: int, reason: str | None) -> TokenExpired:
+    reason = reason or "expired"
+    return TokenExpired(
+        f"token {reason}; its {points} points were restored",
+        points_restored=points,
+        reason=reason,
+    )

@@ -1,0 +1,99 @@
+"""The reads the API needs. None changes anything, except :func:`status`, which sweeps the
+user's expired tokens first so it never shows an expired token as active."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Row, select
+from sqlalchemy.orm import Session
+
+from shared.errors import TokenNotFound
+from shared.persistence.database import retry_transaction, unit_of_work
+from shared.persistence.tables import Account, LedgerEntry, Token
+from shared.services.deps import Deps
+from shared.services.lookup import gone, refund_of_token
+from shared.services.restore import EXPIRED, expired_condition, log_restored, restore_tokens
+from shared.services.views import Restored, Status, TokenView
+
+RECENT = 20
+
+
+def _balance(session: Session, user_id: str) -> int:
+    value = session.execute(select(Account.balance).where(Account.user_id == user_id)).scalar()
+    return int(value or 0)
+
+
+def balance(deps: Deps, user_id: str) -> int:
+    """The user's balance; 0 for a user never seen."""
+    with unit_of_work(deps.session_factory) as session:
+        return _balance(session, user_id)
+
+
+def _view(row: Row) -> TokenView:  # type: ignore[type-arg]
+    return TokenView(
+        id=row.id, code=row.code, user_id=row.user_id, points=row.points, reward=row.reward,
+        status=row.status, created_at=row.created_at, expires_at=row.expires_at,
+        redeemed_at=row.redeemed_at, merchant_id=row.merchant_id, as_of=row.as_of,
+    )
+
+
+def _tokens(deps: Deps):  # type: ignore[no-untyped-def]
+    return select(*Token.__table__.columns, deps.clock.now().label("as_of"))
+
+
+def get_token(deps: Deps, user_id: str, token_id: uuid.UUID) -> TokenView:
+    """The owner's token. Raises :class:`TokenNotFound` (also for another user's token) or
+    :class:`~shared.errors.TokenExpired` (past its expiry, restored or about to be: certain
+    either way). Changes nothing."""
+    with unit_of_work(deps.session_factory) as session:
+        row = session.execute(
+            _tokens(deps).where(Token.id == token_id, Token.user_id == user_id)
+        ).first()
+        if row is None:
+            raise refund_of_token(session, token_id, user_id) or TokenNotFound("no such token")
+        token = _view(row)
+        if token.status == "active" and token.expires_at <= token.as_of:
+            raise gone(token.points, EXPIRED)
+        return token
+
+
+@retry_transaction()
+def status(deps: Deps, user_id: str) -> Status:
+    """Balance, active tokens (soonest expiry first), and the latest redeemed and restored."""
+    with unit_of_work(deps.session_factory) as session:
+        restored_now = restore_tokens(
+            session, deps.clock, expired_condition(deps.clock) & (Token.user_id == user_id),
+            EXPIRED,
+        )
+        active = session.execute(
+            _tokens(deps)
+            .where(Token.user_id == user_id, Token.status == "active")
+            .order_by(Token.expires_at, Token.id)
+        ).all()
+        redeemed = session.execute(
+            _tokens(deps)
+            .where(Token.user_id == user_id, Token.status == "redeemed")
+            .order_by(Token.redeemed_at.desc(), Token.id)
+            .limit(RECENT)
+        ).all()
+        refunds = session.execute(
+            select(LedgerEntry.token_id, LedgerEntry.amount, LedgerEntry.reason,
+                   LedgerEntry.created_at)
+            .where(LedgerEntry.user_id == user_id, LedgerEntry.kind == "refund")
+            .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
+            .limit(RECENT)
+        ).all()
+        result = Status(
+            balance=_balance(session, user_id),
+            active=[_view(r) for r in active],
+            redeemed=[_view(r) for r in redeemed],
+            restored=[
+                Restored(token_id=r.token_id, user_id=user_id, points=r.amount,
+                         reason=r.reason or EXPIRED, expires_at=None, restored_at=r.created_at)
+                for r in refunds
+            ],
+        )
+        session.commit()
+    log_restored(restored_now)
+    return result

@@ -1,0 +1,83 @@
+"""Redeem a code at a merchant: the token is used up and TokenRedeemed recorded."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select, update
+
+from schemas.events import TokenRedeemed
+from shared.errors import DomainError, TokenAlreadyRedeemed, TokenNotFound
+from shared.persistence.database import retry_transaction, unit_of_work
+from shared.persistence.outbox import record_events
+from shared.persistence.tables import LedgerEntry, Token
+from shared.services.deps import Deps
+from shared.services.lookup import gone, refund_of
+from shared.services.restore import EXPIRED, expired_condition, log_restored, restore_tokens
+from shared.services.views import Restored, TokenView
+
+log = logging.getLogger("exchange_tokens.redeem")
+
+
+@retry_transaction()
+def redeem(deps: Deps, code: str, merchant_id: str) -> TokenView:
+    """Redeem ``code`` for ``merchant_id``: succeeds iff the token is active and the
+    database's ``now() < expires_at``.
+
+    Raises :class:`TokenNotFound`, :class:`TokenAlreadyRedeemed`, or
+    :class:`~shared.errors.TokenExpired` (a token past its expiry is refunded right here
+    if no worker did yet, and the answer says so).
+    """
+    restored: list[Restored] = []
+    refusal: DomainError | None = None
+    with unit_of_work(deps.session_factory) as session:
+        now = deps.clock.now()
+        row = session.execute(
+            update(Token)
+            .where(Token.code == code, Token.status == "active", Token.expires_at > now)
+            .values(status="redeemed", redeemed_at=now, merchant_id=merchant_id)
+            .returning(*Token.__table__.columns, now)
+        ).first()
+        if row is not None:
+            token = TokenView(**{k: getattr(row, k) for k in _FIELDS}, as_of=row[-1])
+            record_events(
+                session,
+                [TokenRedeemed(token_id=token.id, user_id=token.user_id, points=token.points,
+                               merchant_id=merchant_id, reward=token.reward,
+                               redeemed_at=token.redeemed_at, occurred_at=token.redeemed_at)],
+            )
+            owner = token.user_id
+        else:
+            existing = session.execute(
+                select(Token.user_id, Token.status, Token.points).where(Token.code == code)
+            ).first()
+            if existing is None:
+                refusal = refund_of(session, LedgerEntry.token_code == code) or TokenNotFound(
+                    "no token has this code"
+                )
+                owner = None
+            elif existing.status == "redeemed":
+                refusal = TokenAlreadyRedeemed("this token was already redeemed")
+                owner = existing.user_id
+            else:  # active but past its expiry: the refund is certain; apply it now
+                refusal = gone(existing.points, EXPIRED)
+                owner = existing.user_id
+        if owner is not None:  # the original system's "cleanup on validation"
+            restored = restore_tokens(
+                session, deps.clock, expired_condition(deps.clock) & (Token.user_id == owner),
+                EXPIRED,
+            )
+        session.commit()
+    log_restored(restored)
+    if refusal is not None:
+        raise refusal
+    log.info(
+        "token redeemed",
+        extra={"token_id": str(token.id), "user_id": token.user_id, "points": token.points,
+               "merchant_id": merchant_id},
+    )
+    return token
+
+
+_FIELDS = ("id", "code", "user_id", "points", "reward", "status", "created_at", "expires_at",
+           "redeemed_at", "merchant_id")

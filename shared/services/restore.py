@@ -1,0 +1,121 @@
+"""The one way points come back: delete the token, append the refund, credit the owner.
+
+Expire, cancel and sweep all call :func:`restore_tokens`. Its DELETE is the state
+transition and the idempotency guard: only the transaction whose DELETE returned the row
+refunds it; a concurrent redeem (``status = 'active'`` and ``expires_at > now``) and this
+(``expires_at <= now``, or a cancel by the owner) cannot both win the row. The unique
+``(token_id, kind)`` on the ledger is the second belt: a double refund aborts the
+transaction instead of paying twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from schemas.events import TokenCancelled, TokenExpired
+from shared.clock import Clock
+from shared.persistence.outbox import record_events
+from shared.persistence.tables import Account, LedgerEntry, Token
+from shared.services.views import Restored
+
+log = logging.getLogger("exchange_tokens.restore")
+
+EXPIRED = "expired"
+CANCELLED = "cancelled"
+
+
+def expired_condition(clock: Clock) -> ColumnElement[bool]:
+    return and_(Token.status == "active", Token.expires_at <= clock.now())
+
+
+def restore_tokens(
+    session: Session,
+    clock: Clock,
+    condition: ColumnElement[bool],
+    reason: str,
+    *,
+    limit: int | None = None,
+    skip_locked: bool = False,
+) -> list[Restored]:
+    """Restore every token matching ``condition`` (at most ``limit``), in this transaction.
+
+    ``skip_locked``: leave rows another transaction holds (a redeem in flight, another
+    sweeper) to that transaction, so several sweepers run side by side without waiting.
+    """
+    chosen = select(Token.id).where(condition).order_by(Token.expires_at)
+    if limit is not None:
+        chosen = chosen.limit(limit)
+    # Lock tokens first, then accounts (one fixed order against deadlocks).
+    chosen = chosen.with_for_update(skip_locked=skip_locked)
+    gone = session.execute(
+        delete(Token)
+        .where(Token.id.in_(chosen.scalar_subquery()))
+        .where(condition)  # re-checked on the locked row
+        .returning(Token.id, Token.user_id, Token.points, Token.code, Token.expires_at)
+    ).all()
+    if not gone:
+        return []
+    now: datetime = session.execute(select(clock.now())).scalar_one()
+    session.execute(
+        insert(LedgerEntry),
+        [
+            {
+                "user_id": row.user_id,
+                "amount": row.points,
+                "kind": "refund",
+                "reason": reason,
+                "token_id": row.id,
+                "token_code": row.code,
+                "created_at": now,
+            }
+            for row in gone
+        ],
+    )
+    totals: dict[str, int] = {}
+    for row in gone:
+        totals[row.user_id] = totals.get(row.user_id, 0) + row.points
+    balances: dict[str, int] = {}
+    for user_id in sorted(totals):  # accounts in a fixed order, against deadlocks
+        balances[user_id] = session.execute(
+            update(Account)
+            .where(Account.user_id == user_id)
+            .values(balance=Account.balance + totals[user_id], updated_at=now)
+            .returning(Account.balance)
+        ).scalar_one()
+    event_type = TokenExpired if reason == EXPIRED else TokenCancelled
+    events = []
+    restored = []
+    for row in gone:
+        fields = {"token_id": row.id, "user_id": row.user_id, "points": row.points}
+        if event_type is TokenExpired:
+            events.append(TokenExpired(**fields, expires_at=row.expires_at, restored=True))
+        else:
+            events.append(TokenCancelled(**fields))
+        restored.append(
+            Restored(
+                token_id=row.id,
+                user_id=row.user_id,
+                points=row.points,
+                reason=reason,
+                expires_at=row.expires_at,
+                restored_at=now,
+                balance=balances[row.user_id],
+            )
+        )
+    record_events(session, events)
+    return restored
+
+
+def log_restored(restored: list[Restored]) -> None:
+    """Called after commit: only what really happened is logged."""
+    for r in restored:
+        fields = {"token_id": str(r.token_id), "user_id": r.user_id, "points": r.points}
+        log.info("points restored", extra={**fields, "reason": r.reason})
+        log.info(
+            "expired token deleted" if r.reason == EXPIRED else "cancelled token deleted",
+            extra=fields,
+        )

@@ -1,0 +1,102 @@
+"""One typed settings object, built from the environment at start-up and passed in.
+
+Nothing in the project reads ``os.environ`` at import time: entrypoints call
+:func:`load_settings` once and hand the object down, so tests can build their own.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AppEnv(str, Enum):
+    production = "production"
+    development = "development"
+
+
+class SettingsError(RuntimeError):
+    """Raised with a human-readable message when the environment is unusable."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the contract's plain ``postgresql://`` URL and pin the psycopg2 driver.
+
+    SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3, which we do not ship.
+    """
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    database_url: str = "postgresql://localhost:5432/exchange_tokens"
+    amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
+    broker_namespace: str = Field(default="exchange_tokens", pattern=r"^[A-Za-z0-9_.\-]{1,100}$")
+    jwt_secret: str | None = None
+    app_env: AppEnv = AppEnv.production
+    token_ttl_seconds: int = Field(default=180, ge=1, le=86400)
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "INFO"
+    # Abuse limits (documented in the README).
+    max_active_tokens: int = Field(default=10, ge=1, le=100000)
+    redeem_failures_per_minute: int = Field(default=30, ge=1, le=100000)
+    # Background roles.
+    sweep_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
+    sweep_batch_size: int = Field(default=500, ge=1, le=100000)
+    worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if not parts.scheme.startswith(("postgresql", "postgres")) or not parts.path.strip("/"):
+            raise ValueError("must look like postgresql://host:5432/dbname")
+        return value
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _check_amqp_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+            raise ValueError("must look like amqp://user:password@host:5672/%2F")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def _require_secret_in_production(self) -> Settings:
+        if not self.jwt_secret:
+            if self.app_env is AppEnv.production:
+                raise ValueError("JWT_SECRET is required unless APP_ENV=development")
+            # Development only: a fixed, loudly insecure key so `make run` works out of the box.
+            self.jwt_secret = "development-only-insecure-secret"  # noqa: S105
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return normalise_database_url(self.database_url)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment; turn validation errors into one clear message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+            lines.append(f"  {name}: {err['msg']}")
+        raise SettingsError("invalid configuration:\n" + "\n".join(lines)) from None
