@@ -170,3 +170,28 @@ class IdempotencyKey(Base):
     response_status: Mapped[int] = mapped_column(Integer, nullable=False)
     response_body: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     created_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=func.now())
+
+
+class RedeemFailures(Base):
+    """Failed redeem attempts of one merchant in one minute (abuse limit)."""
+
+    __tablename__ = "redeem_failures"
+
+    merchant_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(TS, primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+
+
+class DlqAudit(Base):
+    """One row per dead-letter replay or purge."""
+
+    __tablename__ = "dlq_audit"
+    __table_args__ = (Index("ix_dlq_audit_at", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=func.now())
+    actor: Mapped[str] = mapped_column(String(200), nullable=False)
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    dry_run: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    message_ids: Mapped[list[str]] = mapped_column(JSONB, nullable=False)
+    result: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
