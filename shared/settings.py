@@ -6,14 +6,14 @@ Nothing in the project reads ``os.environ`` at import time: entrypoints call
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class AppEnv(str, Enum):
+class AppEnv(StrEnum):
     production = "production"
     development = "development"
 
