@@ -45,7 +45,7 @@ def make_engine(
         pool_recycle=1800,
         connect_args={
             "connect_timeout": connect_timeout_s,
-            "options": f"-c statement_timeout={statement_timeout_ms} -c lock_timeout=3000",
+            "options": f"-c statement_timeout={statement_timeout_ms} -c lock_timeout=3000 -c timezone=UTC",
             "application_name": "exchange-tokens",
             # TCP keepalives notice a dead server instead of waiting forever on a socket.
             "keepalives": 1,
