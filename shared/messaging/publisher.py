@@ -1,0 +1,128 @@
+"""Publishing with confirms, pipelined: send a whole batch, then wait for its confirms.
+
+A publish is safe only once the broker confirmed it (RELIABILITY.md). With ``mandatory``,
+a message that routes to no queue comes back as ``basic.return`` *before* its
+``basic.ack`` (RabbitMQ sends the return first), so "acked and not returned" means "in a
+queue". Anything not confirmed within the timeout counts as not published: the caller
+keeps its outbox row or its delivery and tries again later, which may duplicate a message
+(consumers are idempotent) but never loses one.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import amqp
+
+from shared.messaging.amqp_client import drain
+
+CONFIRM_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_id: str
+    type: str | None = None
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    timestamp: datetime | None = None
+
+
+class PublishFailed(RuntimeError):
+    """Some messages were nacked, returned (unroutable) or not confirmed in time."""
+
+
+class ConfirmingPublisher:
+    """One channel in confirm mode. Not thread-safe: one per thread, like the channel."""
+
+    def __init__(self, connection: amqp.Connection) -> None:
+        self.connection = connection
+        self.channel = connection.channel()
+        self.channel.confirm_select()
+        self._next_tag = 0  # delivery tags of a confirm channel count from 1
+        self._pending: dict[int, str] = {}  # tag → message_id
+        self._acked: set[int] = set()
+        self._failed: set[int] = set()
+        self._returned: set[str] = set()
+        self.channel.events["basic_ack"].add(self._on_ack)
+        self.channel.events["basic_nack"].add(self._on_nack)
+        self.channel.events["basic_return"].add(self._on_return)
+
+    # Broker callbacks (run inside drain_events) -------------------------------------------
+    def _settle(self, tag: int, multiple: bool, into: set[int]) -> None:
+        tags = [t for t in self._pending if t <= tag] if multiple else [tag]
+        for t in tags:
+            if self._pending.pop(t, None) is not None:
+                into.add(t)
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, self._acked)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, self._failed)
+
+    def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
+        message_id = message.properties.get("message_id")
+        if message_id is not None:
+            self._returned.add(message_id)
+
+    # API ---------------------------------------------------------------------------------
+    def publish_many(
+        self, messages: Sequence[Outgoing], timeout: float = CONFIRM_TIMEOUT_SECONDS
+    ) -> list[bool]:
+        """Publish every message, then wait for the confirms; True where it is safely
+        queued. Raises the connection's errors (the caller reconnects)."""
+        tags = []
+        self._acked.clear()
+        self._failed.clear()
+        self._returned.clear()
+        for m in messages:
+            self._next_tag += 1
+            self._pending[self._next_tag] = m.message_id
+            tags.append(self._next_tag)
+            self.channel.basic_publish(
+                amqp.Message(
+                    m.body,
+                    content_type="application/json",
+                    delivery_mode=2,  # persistent: survives a broker restart
+                    message_id=m.message_id,
+                    type=m.type,
+                    timestamp=int((m.timestamp or datetime.now(UTC)).timestamp()),
+                    application_headers=dict(m.headers),
+                ),
+                exchange=m.exchange,
+                routing_key=m.routing_key,
+                mandatory=True,  # unroutable comes back instead of vanishing
+            )
+        deadline = time.monotonic() + timeout
+        while any(t in self._pending for t in tags):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            drain(self.connection, min(left, 1.0))
+        for t in tags:  # a confirm that never came: treat as not published
+            self._pending.pop(t, None)
+        return [
+            t in self._acked and m.message_id not in self._returned
+            for t, m in zip(tags, messages, strict=True)
+        ]
+
+    def publish_all(self, messages: Sequence[Outgoing]) -> None:
+        """All or error: raise :class:`PublishFailed` unless every message is queued."""
+        if not messages:
+            return
+        results = self.publish_many(messages)
+        if not all(results):
+            failed = [m.message_id for m, ok in zip(messages, results, strict=True) if not ok]
+            raise PublishFailed(f"not confirmed or unroutable: {failed}")
+
+
+def new_message_id() -> str:
+    return str(uuid.uuid4())

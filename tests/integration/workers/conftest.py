@@ -1,0 +1,65 @@
+"""Fixtures for the worker tests: the topology, a probe queue on the events exchange, and
+workers run as threads of the test process (each role on its own connection)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pika
+import pytest
+from sqlalchemy import text
+
+from shared.messaging.names import Names
+from shared.messaging.topology import Topology, declare_topology
+
+
+@pytest.fixture(scope="session")
+def topology(settings) -> Topology:
+    return declare_topology(settings)
+
+
+@pytest.fixture
+def broker(settings) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    try:
+        yield connection.channel()
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+@pytest.fixture
+def probe(settings, topology, broker) -> Callable[[], list]:
+    """A temporary queue bound to every event: returns a function that reads it."""
+    queue = f"{settings.broker_namespace}.probe.{uuid.uuid4().hex[:8]}"
+    broker.queue_declare(queue, exclusive=True, auto_delete=True)
+    broker.queue_bind(queue, Names(settings.broker_namespace).events_exchange, routing_key="#")
+
+    def read() -> list:
+        out = []
+        while True:
+            method, props, body = broker.basic_get(queue, auto_ack=True)
+            if method is None:
+                return out
+            out.append((props, body))
+
+    return read
+
+
+def wait_until(check: Callable[[], object], timeout: float, interval: float = 0.05) -> object:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
+        time.sleep(interval)
+
+
+def unsent_count(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM outbox WHERE published_at IS NULL")).scalar_one()

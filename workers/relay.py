@@ -1,0 +1,213 @@
+"""The outbox relay: publish committed events to ``<ns>.events``, then mark them sent.
+
+One short transaction per batch::
+
+    SELECT … FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT n
+        FOR UPDATE SKIP LOCKED          -- several relays take disjoint batches
+    publish the batch (persistent, mandatory), then wait for every confirm (pipelined)
+    UPDATE outbox SET published_at = now() WHERE id IN (confirmed and not returned)
+    COMMIT
+
+A crash between the confirms and the commit publishes the batch again later: a duplicate,
+never a loss (the consumers are idempotent). A row whose message is nacked or returned
+(routes to no queue) stays unsent and is tried again on the next poll. The relay wakes on
+``NOTIFY outbox_new`` (a trigger on insert, delivered at commit) and polls every 200 ms in
+case a notification is missed (e.g. while its listening connection was being rebuilt).
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import threading
+import time
+from dataclasses import dataclass
+
+import psycopg2
+import psycopg2.extensions
+from sqlalchemy import Engine, text
+
+from shared.messaging import amqp_client
+from shared.messaging.names import Names
+from shared.messaging.publisher import ConfirmingPublisher, Outgoing
+from shared.persistence.database import is_unavailable
+from shared.settings import Settings
+from workers import metrics
+from workers.backoff import Backoff
+
+log = logging.getLogger("exchange_tokens.relay")
+
+POLL_SECONDS = 0.2  # contract: poll at least every 200 ms
+BACKLOG_EVERY_SECONDS = 5.0
+
+_CLAIM = text(
+    "SELECT id, event_id, event_type, payload::text AS body, headers, created_at FROM outbox"
+    " WHERE published_at IS NULL ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
+)
+_MARK = text(
+    "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY(:ids)"
+)
+_MARK_FAILED = text("UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY(:ids)")
+_BACKLOG = text(
+    "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+    " FROM outbox WHERE published_at IS NULL"
+)
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    failed: int = 0
+
+
+class Relay:
+    """Run :meth:`run` in a thread; :meth:`stop` (or the shared event) ends it."""
+
+    def __init__(
+        self, settings: Settings, engine: Engine, stop: threading.Event | None = None,
+        batch_size: int = 500, amqp_url: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.stop_event = stop or threading.Event()
+        self.batch_size = batch_size
+        self.amqp_url = amqp_url or settings.amqp_url
+        self.exchange = Names(settings.broker_namespace).events_exchange
+        self.stats = RelayStats()
+        self._connection = None
+        self._publisher: ConfirmingPublisher | None = None
+        self._listener: psycopg2.extensions.connection | None = None
+        self._backlog_at = 0.0
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    # One batch ---------------------------------------------------------------------------
+    def publish_batch(self) -> int:
+        """Claim, publish and mark one batch; the number of rows marked published."""
+        publisher = self._ensure_publisher()
+        with self.engine.connect() as conn, conn.begin():
+            rows = conn.execute(_CLAIM, {"n": self.batch_size}).all()
+            if not rows:
+                return 0
+            results = publisher.publish_many([
+                Outgoing(
+                    exchange=self.exchange,
+                    routing_key=r.event_type,  # contract: routing key = event type
+                    body=r.body.encode(),
+                    message_id=str(r.event_id),
+                    type=r.event_type,
+                    headers=r.headers or {},
+                    timestamp=r.created_at,
+                )
+                for r in rows
+            ])
+            done = [r.id for r, ok in zip(rows, results, strict=True) if ok]
+            failed = [r.id for r, ok in zip(rows, results, strict=True) if not ok]
+            if done:
+                conn.execute(_MARK, {"ids": done})
+            if failed:
+                conn.execute(_MARK_FAILED, {"ids": failed})
+                log.warning("events not confirmed or unroutable; kept for the next poll",
+                            extra={"count": len(failed), "first_id": failed[0]})
+        self.stats.published += len(done)
+        self.stats.failed += len(failed)
+        metrics.RELAY_PUBLISHED.inc(len(done))
+        if failed:
+            metrics.RELAY_FAILED.inc(len(failed))
+            return -len(done) - 1  # negative: stop draining, wait for the next poll
+        return len(done)
+
+    def drain(self) -> int:
+        """Publish batches until the outbox has no more unsent, unlocked rows."""
+        total = 0
+        while not self.stop_event.is_set():
+            n = self.publish_batch()
+            if n < 0:
+                return total - n - 1
+            total += n
+            if n < self.batch_size:
+                break
+        return total
+
+    # The loop ----------------------------------------------------------------------------
+    def run(self) -> None:
+        backoff = Backoff()
+        log.info("relay started", extra={"exchange": self.exchange})
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    self._ensure_listener()
+                    self.drain()
+                    self._update_backlog()
+                    backoff.reset()
+                    self._wait_for_news()
+                except amqp_client.CONNECTION_ERRORS as exc:
+                    self._drop_broker()
+                    delay = backoff.next()
+                    log.warning("broker unavailable; relay retries",
+                                extra={"error": repr(exc), "retry_in_s": round(delay, 2)})
+                    self.stop_event.wait(delay)
+                except Exception as exc:
+                    if not (is_unavailable(exc) or isinstance(exc, psycopg2.OperationalError)):
+                        log.exception("relay failed; retrying")
+                    else:
+                        log.warning("database unavailable; relay retries",
+                                    extra={"error": repr(exc)})
+                    self._drop_listener()
+                    self._drop_broker()  # unconfirmed state is unknown: start clean
+                    self.stop_event.wait(backoff.next())
+        finally:
+            self._drop_listener()
+            self._drop_broker()
+            log.info("relay stopped", extra={"published": self.stats.published})
+
+    def _wait_for_news(self) -> None:
+        """Until a NOTIFY, the poll interval, or stop; keeps the AMQP heartbeats going."""
+        assert self._listener is not None
+        if self._connection is not None:
+            self._connection.heartbeat_tick()
+        ready, _, _ = select.select([self._listener], [], [], POLL_SECONDS)
+        if ready:
+            self._listener.poll()
+            self._listener.notifies.clear()
+
+    def _update_backlog(self) -> None:
+        now = time.monotonic()
+        if now - self._backlog_at < BACKLOG_EVERY_SECONDS:
+            return
+        self._backlog_at = now
+        with self.engine.connect() as conn:
+            count, age = conn.execute(_BACKLOG).one()
+        metrics.OUTBOX_BACKLOG.set(count)
+        metrics.OUTBOX_OLDEST_AGE.set(float(age))
+
+    # Connections -------------------------------------------------------------------------
+    def _ensure_publisher(self) -> ConfirmingPublisher:
+        if self._publisher is None:
+            self._connection = amqp_client.connect(self.amqp_url, "exchange-tokens relay")
+            self._publisher = ConfirmingPublisher(self._connection)
+        return self._publisher
+
+    def _drop_broker(self) -> None:
+        amqp_client.close_quietly(self._connection)
+        self._connection = None
+        self._publisher = None
+
+    def _ensure_listener(self) -> None:
+        if self._listener is not None and not self._listener.closed:
+            return
+        url = self.engine.url.set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        listener = psycopg2.connect(dsn, connect_timeout=2, application_name="exchange-tokens relay")
+        listener.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+        listener.cursor().execute("LISTEN outbox_new")
+        self._listener = listener
+
+    def _drop_listener(self) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            except Exception:  # noqa: BLE001, S110 - already broken
+                pass
+        self._listener = None
