@@ -1,0 +1,198 @@
+"""The dead-letter console's operations (ServicePulse / SQS redrive model): list, group,
+show, replay (a transactional move: the dead letter is acked only once the republish is
+confirmed), purge. Every replay and purge leaves one audit row and one log line per message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.messaging import dead_letter_audit as audit
+from shared.messaging.dead_letter_queue import REPLAYED, Held, Parked, ParkingQueue
+from shared.messaging.dead_letter_verdicts import verdicts
+from shared.messaging.dead_letters import DeadLetter
+from shared.services.deps import Deps
+
+log = logging.getLogger("exchange_tokens.dlq")
+
+PURGED = "purged"
+ALL = "*"  # what the audit row records as the ids of ``--all``
+
+
+class UnknownIds(LookupError):
+    """Some requested ids are not in the parking queue; nothing was changed."""
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__(", ".join(ids))
+        self.ids = ids
+
+
+@dataclass(frozen=True)
+class Outcome:
+    letter: DeadLetter
+    outcome: str
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (REPLAYED, PURGED)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.letter.id, "type": self.letter.type,
+                "token_id": self.letter.token_id, "outcome": self.outcome}
+
+
+def group(letters: Iterable[DeadLetter]) -> list[tuple[str, str, int]]:
+    """Failures grouped by exception type and reason, most frequent first."""
+    counts = Counter((dl.exception_type, dl.reason or "(unknown)") for dl in letters)
+    return sorted(((e, r, n) for (e, r), n in counts.items()), key=lambda g: (-g[2], g[0], g[1]))
+
+
+def find(queue: ParkingQueue, dead_letter_id: str) -> list[DeadLetter]:
+    """Every dead letter with this id (several only for copies of one event)."""
+    return [dl for dl in queue.peek() if dl.id == dead_letter_id]
+
+
+def _choose(held: Held, ids: list[str] | None) -> list[Parked]:
+    if ids is None:
+        return list(held.items)
+    present = {p.letter.id for p in held.items}
+    missing = [i for i in dict.fromkeys(ids) if i not in present]
+    if missing:
+        raise UnknownIds(missing)
+    wanted = set(ids)
+    return [p for p in held.items if p.letter.id in wanted]
+
+
+def _release_others(held: Held, chosen: list[Parked]) -> None:
+    """Hand back at once what the command does not act on: never hold longer than needed."""
+    keep = {p.tag for p in chosen}
+    for parked in held.items:
+        if parked.tag not in keep:
+            held.release(parked)
+
+
+class _Pacer:
+    """At most ``rate`` actions per second; sleeps through the connection so heartbeats
+    keep flowing while we wait (pika does no I/O during a plain ``time.sleep``)."""
+
+    def __init__(self, queue: ParkingQueue, rate: float | None) -> None:
+        self.queue, self.interval, self.next_at = queue, (1.0 / rate if rate else 0.0), 0.0
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        if self.next_at > now:
+            self.queue.connection.sleep(self.next_at - now)
+        self.next_at = max(now, self.next_at) + self.interval
+
+
+def _log(action: str, o: Outcome, actor: str, dry_run: bool = False) -> None:
+    dl = o.letter
+    fields = {
+        "message_id": dl.id, "type": dl.type, "token_id": dl.token_id, "user_id": dl.user_id,
+        "outcome": o.outcome, "actor": actor, "original_exchange": dl.original_exchange,
+        "original_routing_key": dl.original_routing_key, "dry_run": dry_run,
+    }
+    if dry_run:
+        log.info(f"message {action} dry run", extra=fields)
+    elif o.ok:
+        log.info(f"message {action}", extra=fields)
+    else:
+        log.warning(f"message {action} failed", extra=fields)
+
+
+def _result(outcomes: list[Outcome], **extra: Any) -> dict[str, Any]:
+    per_id: dict[str, str] = {}
+    for o in outcomes:  # copies of one event share an id: keep every distinct outcome
+        previous = per_id.get(o.letter.id)
+        per_id[o.letter.id] = o.outcome if previous in (None, o.outcome) else f"{previous}; {o.outcome}"
+    done = sum(o.ok for o in outcomes)
+    return {"status": "done", "outcomes": per_id, "succeeded": done,
+            "failed": len(outcomes) - done, **extra}
+
+
+def _audited(deps: Deps, actor: str, action: str, ids: list[str] | None, dry_run: bool):  # type: ignore[no-untyped-def]
+    """Open the audit row first: no database, no change to the broker."""
+    return audit.begin(deps, actor, action, list(ids) if ids is not None else [ALL], dry_run)
+
+
+def replay(
+    deps: Deps,
+    queue: ParkingQueue,
+    ids: list[str] | None,
+    *,
+    actor: str,
+    dry_run: bool = False,
+    rate: float | None = None,
+) -> list[Outcome]:
+    """Replay the dead letters with these ids (``None``: every one present now).
+
+    Raises :class:`UnknownIds` before changing anything if an id is not there.
+    """
+    audit_id = _audited(deps, actor, "replay", ids, dry_run)
+    outcomes: list[Outcome] = []
+    try:
+        with queue.hold() as held:
+            chosen = _choose(held, ids)
+            _release_others(held, chosen)
+            if dry_run:
+                said = verdicts(deps, [p.letter for p in chosen], queue.exchange_problem)
+                outcomes = [Outcome(p.letter, said[i]) for i, p in enumerate(chosen)]
+                for o in outcomes:
+                    _log("replay", o, actor, dry_run=True)
+            else:
+                pacer = _Pacer(queue, rate)
+                for parked in chosen:
+                    pacer.wait()
+                    o = Outcome(parked.letter, queue.republish(parked.letter))
+                    # The transactional move: ack only after the broker confirmed the copy.
+                    (held.ack if o.ok else held.release)(parked)
+                    outcomes.append(o)
+                    _log("replay", o, actor)
+    except UnknownIds as exc:
+        audit.finish(deps, audit_id, ids or [], {"status": "refused", "unknown_ids": exc.ids})
+        raise
+    except Exception as exc:
+        audit.finish(deps, audit_id, [o.letter.id for o in outcomes],
+                     _result(outcomes, status="interrupted", error=repr(exc)))
+        raise
+    audit.finish(deps, audit_id, [o.letter.id for o in outcomes],
+                 _result(outcomes, rate=rate) if not dry_run else
+                 {"status": "dry run", "verdicts": {o.letter.id: o.outcome for o in outcomes}})
+    return outcomes
+
+
+def purge(
+    deps: Deps, queue: ParkingQueue, ids: list[str] | None, *, actor: str, missing_ok: bool = False
+) -> list[Outcome]:
+    """Drop the dead letters with these ids (``None``: every one present now) for good.
+
+    ``missing_ok``: ids gone meanwhile (replayed by someone else) are skipped, not refused.
+    """
+    audit_id = _audited(deps, actor, "purge", ids, False)
+    outcomes: list[Outcome] = []
+    try:
+        with queue.hold() as held:
+            if missing_ok and ids is not None:
+                present = {p.letter.id for p in held.items}
+                ids = [i for i in ids if i in present]
+            chosen = _choose(held, ids)
+            _release_others(held, chosen)
+            for parked in chosen:
+                held.ack(parked)
+                o = Outcome(parked.letter, PURGED)
+                outcomes.append(o)
+                _log("purge", o, actor)
+    except UnknownIds as exc:
+        audit.finish(deps, audit_id, ids or [], {"status": "refused", "unknown_ids": exc.ids})
+        raise
+    except Exception as exc:
+        audit.finish(deps, audit_id, [o.letter.id for o in outcomes],
+                     _result(outcomes, status="interrupted", error=repr(exc)))
+        raise
+    audit.finish(deps, audit_id, [o.letter.id for o in outcomes], _result(outcomes))
+    return outcomes
