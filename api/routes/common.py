@@ -1,0 +1,46 @@
+"""What the views share: the app's container and metrics, the Idempotency-Key header."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Response, current_app, jsonify, request
+
+from api.body import invalid
+from api.idempotency import Outcome, Scope, fingerprint
+from api.metrics import Metrics
+from shared.bootstrap import Container
+from shared.services.deps import Deps
+
+KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, as Stripe's keys
+
+
+def container() -> Container:
+    return current_app.extensions["container"]  # type: ignore[no-any-return]
+
+
+def deps() -> Deps:
+    return container().deps
+
+
+def metrics() -> Metrics:
+    return current_app.extensions["metrics"]  # type: ignore[no-any-return]
+
+
+def idempotency_scope(caller: str, endpoint: str, *request_parts: Any) -> Scope | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not KEY_PATTERN.match(key):
+        raise invalid("Idempotency-Key", "must be 1 to 255 printable ASCII characters")
+    return Scope(caller=caller, endpoint=endpoint, key=key,
+                 request_hash=fingerprint(endpoint, *request_parts))
+
+
+def respond(outcome: Outcome) -> Response:
+    response = jsonify(outcome.body)
+    response.status_code = outcome.status
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response

@@ -1,0 +1,104 @@
+"""Exchange tokens: issue, status, read, cancel (the owner) and redeem (a merchant)."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, Response, jsonify
+from spectree import SpecTree
+
+from api import idempotency, serializers
+from api.auth import authenticate
+from api.body import parse
+from api.docs import documented
+from api.routes.common import deps, idempotency_scope, metrics, respond
+from schemas.api import (
+    CancelResponse,
+    IdempotencyHeaders,
+    Issued,
+    IssueRequest,
+    Redeemed,
+    RedeemRequest,
+    StatusResponse,
+    Token,
+)
+from shared.errors import TokenNotFound
+from shared.services import abuse, cancel, get_token, redeem, status
+from shared.services.issue import issue_in, log_issued
+from shared.services.restore import log_restored
+
+
+def _token_id(raw: str) -> uuid.UUID:
+    """A path id that is no UUID names no token: 404, like any unknown id."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise TokenNotFound("no such token") from None
+
+
+def blueprint(spec: SpecTree) -> Blueprint:  # noqa: C901 - one nested view per route
+    bp = Blueprint("tokens", __name__)
+
+    @bp.post("/api/exchange-tokens/")
+    @documented(spec, (201, Issued), 400, 409, 422, tags=("tokens",), json=IssueRequest,
+                headers=IdempotencyHeaders)
+    def issue() -> Response:
+        """Turn points into a new single-use token. Takes an optional Idempotency-Key."""
+        principal = authenticate("user")
+        body = parse(IssueRequest)
+        scope = idempotency_scope(principal.sub, "issue", body.model_dump())
+
+        def effect(session):  # type: ignore[no-untyped-def]
+            result, restored, refusal = issue_in(session, deps(), principal.sub, body.points,
+                                                 body.reward)
+            hooks = [lambda: log_restored(restored)]
+            if refusal is not None:
+                return idempotency.Outcome(refusal=refusal, after_commit=hooks)  # type: ignore[arg-type]
+            assert result is not None
+            hooks += [lambda: log_issued(result), metrics().issued.inc]
+            return idempotency.Outcome(status=201, body=serializers.issued(result),
+                                       after_commit=hooks)
+
+        return respond(idempotency.run(deps(), scope, effect))
+
+    @bp.get("/api/exchange-tokens/status/")
+    @documented(spec, (200, StatusResponse), tags=("tokens",))
+    def token_status() -> Response:
+        """Balance, active tokens, latest redeemed and restored; expired ones restored first."""
+        principal = authenticate("user")
+        return jsonify(serializers.status(status(deps(), principal.sub)))
+
+    @bp.get("/api/exchange-tokens/<token_id>")
+    @documented(spec, (200, Token), 404, 410, tags=("tokens",))
+    def read(token_id: str) -> Response:
+        """One of the caller's tokens."""
+        principal = authenticate("user")
+        return jsonify(serializers.token(get_token(deps(), principal.sub, _token_id(token_id))))
+
+    @bp.delete("/api/exchange-tokens/<token_id>")
+    @documented(spec, (200, CancelResponse), 404, 409, 410, tags=("tokens",))
+    def cancel_token(token_id: str) -> Response:
+        """Cancel one of the caller's active tokens: its points come back at once."""
+        principal = authenticate("user")
+        result = cancel(deps(), principal.sub, _token_id(token_id))
+        metrics().cancelled.inc()
+        return jsonify(serializers.cancelled(result))
+
+    @bp.post("/api/exchange-tokens/redeem/")
+    @documented(spec, (200, Redeemed), 400, 404, 409, 410, 422, 429, tags=("tokens",),
+                json=RedeemRequest)
+    def redeem_code() -> Response:
+        """Redeem a code at the calling merchant. Unknown codes count toward a per-minute
+        limit of failures (429)."""
+        principal = authenticate("merchant")
+        body = parse(RedeemRequest)
+        abuse.check_redeem_allowed(deps(), principal.sub)
+        try:
+            token = redeem(deps(), body.code, principal.sub)
+        except TokenNotFound:
+            abuse.record_redeem_failure(deps(), principal.sub)
+            raise
+        metrics().redeemed.inc()
+        return jsonify({"token": serializers.token(token), "user_id": token.user_id})
+
+    return bp

@@ -1,0 +1,67 @@
+"""gunicorn, run from Python (no shell string): gthread workers, JSON logs, one app per
+worker built after the fork, multiprocess Prometheus metrics."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gunicorn import glogging
+from gunicorn.app.base import BaseApplication
+
+from shared.logs import configure_logging
+from shared.settings import Settings
+
+
+class JsonLogger(glogging.Logger):
+    """gunicorn's own lines through the project's JSON handler (shared/logs.py), so stderr
+    stays one JSON object per line. Access lines come from the app, which knows the
+    request id and the user."""
+
+    def setup(self, cfg: Any) -> None:
+        configure_logging(cfg.loglevel.upper())
+        for logger in (self.error_log, self.access_log):
+            logger.handlers[:] = []
+            logger.propagate = True
+        self.error_log.setLevel(cfg.loglevel.upper())
+        self.access_log.disabled = True
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    # A dead worker's live gauges must not linger in the multiprocess files.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+class ApiServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        s = self.settings
+        options = {
+            "bind": f"0.0.0.0:{s.port}",
+            "workers": s.web_concurrency,
+            "threads": s.web_threads,
+            "worker_class": "gthread",
+            "timeout": 30,
+            "graceful_timeout": 8,  # SIGTERM: finish in-flight requests, then exit
+            "keepalive": 5,
+            "loglevel": s.log_level.lower(),
+            "logger_class": JsonLogger,
+            "accesslog": None,
+            "preload_app": False,  # each worker builds its app (and engine) after the fork
+            "child_exit": _child_exit,
+            "proc_name": "exchange-tokens-api",
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        # Runs in the worker, after the fork: the engine's connections belong to it alone.
+        from api.app import create_app
+
+        logging.getLogger("exchange_tokens.api").info("worker app ready")
+        return create_app(self.settings)
