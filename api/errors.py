@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from api.messages import message
 from shared import errors as domain
+from shared.logs import request_id_var
 from shared.persistence.database import is_unavailable
 
 log = logging.getLogger("exchange_tokens.api")
@@ -96,7 +97,7 @@ def _unexpected(exc: Exception) -> Response:
                               {"Retry-After": "1"})
     # The stack goes to the log with the request id (added by the log filter); the client
     # sees only the code and that id.
-    log.exception("unhandled error")
+    log.exception("unhandled error", extra={"request_id": request_id_var.get()})
     return error_response(500, "internal_error", {})
 
 

@@ -51,12 +51,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
 
 
 def language() -> str:
-    """``fr`` when the client prefers French, else ``en`` (werkzeug honours q-values and
-    matches ``fr-CA`` to ``fr``)."""
+    """``fr`` when the client's most preferred language we speak is French, else ``en``.
+
+    Compared by primary subtag, in the client's order of preference (werkzeug sorts by
+    q-value): ``en-GB, fr;q=0.5`` is English, ``fr-CA`` is French.
+    """
     try:
-        return request.accept_languages.best_match(LANGUAGES, default="en") or "en"
+        preferences = list(request.accept_languages)
     except RuntimeError:  # outside a request
         return "en"
+    for tag, quality in preferences:
+        primary = tag.split("-")[0].split("_")[0].lower()
+        if quality > 0 and primary in LANGUAGES:
+            return primary
+    return "en"
 
 
 def message(code: str, details: dict[str, Any]) -> str:
