@@ -1,0 +1,111 @@
+"""Figure 1: POST /api/exchange-tokens/ under gunicorn (the real ``exchange-tokens api``,
+default server settings) vs the same transaction in plain SQL from 4 connections, and vs a
+hello-world Flask route under the same gunicorn configuration."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from bench import httpload, plain_sql, seed
+from bench.context import Context, NotMeasured
+from bench.environment import BenchEnv
+from bench.processes import BIN, free_port, rss_mb, running, wait_for_port
+from bench.report import Row, ratio_of
+from bench.sizes import Sizes
+from bench.stats import summary_ms
+from shared.jwt_tokens import encode
+
+FIGURE = "1 POST token"
+PATH = "/api/exchange-tokens/"
+USERS_PER_CONNECTION = 400  # many users, so no one reaches the active-token limit
+RATIO_GOAL = 0.5
+P99_GOAL_MS = 50.0
+
+
+def _requests(env: BenchEnv, users: list[str]) -> list[bytes]:
+    body = json.dumps({"points": 1}).encode()
+    secret = env.settings.jwt_secret or ""
+    return [
+        httpload.build_request("POST", PATH, body, {
+            "Authorization": f"Bearer {encode(secret, u, ['user'], ttl_seconds=3600)}"})
+        for u in users
+    ]
+
+
+def _seed_users(env: BenchEnv, prefix: str, count: int) -> list[str]:
+    conn = env.connect()
+    try:
+        with conn.cursor() as cur:
+            seed.seed_accounts(cur, prefix, count, 0, spare=10_000_000)
+        conn.commit()
+    finally:
+        conn.close()
+    return [f"{prefix}-u{k}" for k in range(count)]
+
+
+def _serve_and_load(name: str, argv: list[str], env: BenchEnv, sizes: Sizes,
+                    per_connection: list[list[bytes]], half_rate: bool
+                    ) -> tuple[httpload.LoadResult, httpload.LoadResult | None, float]:
+    port = free_port()
+    with running(name, argv, env.child_env(port=port)) as proc:
+        wait_for_port(proc, port)
+        httpload.wait_ready(port)
+        request_for = per_connection.__getitem__
+        httpload.closed_loop(port, sizes.http_connections, request_for, 0.5, warmup_s=0.5)
+        peak = httpload.closed_loop(port, sizes.http_connections, request_for, sizes.duration_s)
+        paced = None
+        if half_rate and peak.rate > 0:
+            paced = httpload.open_loop(port, sizes.http_connections, request_for,
+                                       peak.rate / 2, sizes.duration_s)
+        memory = rss_mb(proc.pid)
+    return peak, paced, memory
+
+
+def run(env: BenchEnv, sizes: Sizes, ctx: Context) -> list[Row]:
+    api = BIN / "exchange-tokens"
+    if not api.exists():
+        raise NotMeasured("the exchange-tokens console script is not installed")
+    conns = sizes.http_connections
+    users = _seed_users(env, "api", conns * USERS_PER_CONNECTION)
+    requests = _requests(env, users)
+    per_connection = [requests[i::conns] for i in range(conns)]
+
+    hello, _, _ = _serve_and_load("hello", [sys.executable, "-m", "bench.hello_server"], env,
+                                  sizes, per_connection, half_rate=False)
+    sql_users = _seed_users(env, "sql", 400)
+    sql_rate = plain_sql.issue_rate(env, sql_users, sizes.duration_s, connections=4)
+    peak, paced, memory = _serve_and_load("api", [str(api), "api"], env, sizes,
+                                          per_connection, half_rate=True)
+    ctx.memory_mb["api"] = memory
+    if peak.ok == 0:
+        raise RuntimeError(f"the API answered no 2xx: {dict(peak.statuses)}, {peak.errors} errors")
+
+    at_peak = summary_ms(peak.latencies_s)
+    at_half = summary_ms(paced.latencies_s) if paced else {"p99": float("nan"), "p50": float("nan")}
+    statuses = {"peak": {str(k): v for k, v in peak.statuses.items()},
+                "peak_errors": peak.errors,
+                "half": {str(k): v for k, v in (paced.statuses if paced else {}).items()},
+                "half_errors": paced.errors if paced else None}
+    clean = peak.ok == sum(peak.statuses.values()) and not peak.errors
+    details = {"connections": conns, "duration_s": sizes.duration_s, "statuses": statuses,
+               "load_generator": "pure Python, keep-alive, one thread per connection",
+               "server": "exchange-tokens api (gunicorn gthread, default WEB_CONCURRENCY"
+                         " and WEB_THREADS)"}
+    ratio_sql = ratio_of(peak.rate, sql_rate)
+    return [
+        Row(FIGURE, "201s/s at peak", peak.rate, "/s",
+            baseline="same tx, plain SQL, 4 conns", baseline_value=sql_rate, ratio=ratio_sql,
+            goal=f">= {RATIO_GOAL}x", passed=clean and ratio_sql is not None
+            and ratio_sql >= RATIO_GOAL, details=details),
+        Row(FIGURE, "201s/s at peak", peak.rate, "/s",
+            baseline="hello-world Flask, same gunicorn", baseline_value=hello.rate,
+            ratio=ratio_of(peak.rate, hello.rate),
+            details={"hello_statuses": {str(k): v for k, v in hello.statuses.items()}}),
+        Row(FIGURE, f"p50 latency at peak ({conns} conns)", at_peak["p50"], "ms"),
+        Row(FIGURE, f"p99 latency at peak ({conns} conns)", at_peak["p99"], "ms"),
+        Row(FIGURE, f"p99 latency at half peak ({peak.rate / 2:,.0f}/s, open loop)",
+            at_half["p99"], "ms", goal=f"< {P99_GOAL_MS:.0f} ms",
+            passed=paced is not None and paced.ok > 0 and at_half["p99"] < P99_GOAL_MS,
+            details={"p50_ms": at_half["p50"], "achieved_rate": paced.rate if paced else None}),
+    ]

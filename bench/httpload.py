@@ -1,0 +1,191 @@
+"""A bounded HTTP load generator in pure Python: keep-alive connections, one thread each.
+
+It speaks just enough HTTP/1.1 (pre-encoded requests, Content-Length bodies) to stay cheap
+on the client side: the client shares the machine's cores with the server and PostgreSQL.
+
+Two modes:
+- closed loop: each connection sends its next request as soon as the answer arrives, for a
+  fixed duration: the peak rate;
+- open loop: requests are sent on a fixed schedule (a rate), and latency is counted from
+  the time a request was *due*, not sent, so a stalled server cannot hide its queueing
+  (no coordinated omission).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LoadResult:
+    duration_s: float
+    latencies_s: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    errors: int = 0
+
+    @property
+    def ok(self) -> int:
+        return sum(n for s, n in self.statuses.items() if 200 <= s < 300)
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.duration_s if self.duration_s else 0.0
+
+
+def build_request(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
+                  host: str = "127.0.0.1") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: keep-alive"]
+    for k, v in (headers or {}).items():
+        lines.append(f"{k}: {v}")
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class _Conn:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock: socket.socket | None = None
+        self.buf = b""
+
+    def _open(self) -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        return s
+
+    def roundtrip(self, request: bytes) -> int:
+        """Send one request, read the whole answer; returns its status code."""
+        if self.sock is None:
+            self.sock = self._open()
+        try:
+            self.sock.sendall(request)
+            return self._read_response()
+        except OSError:
+            self.close()
+            raise
+
+    def _read_response(self) -> int:
+        assert self.sock is not None
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            self.buf += chunk
+        head, _, rest = self.buf.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length = 0
+        close = False
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value.strip())
+            elif name == b"connection" and value.strip().lower() == b"close":
+                close = True
+        while len(rest) < length:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("server closed the connection mid-body")
+            rest += chunk
+        self.buf = rest[length:]
+        if close:
+            self.close()
+        return status
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            finally:
+                self.sock = None
+
+
+# Connection index -> the requests it sends, in turn (one per user, say).
+RequestFor = Callable[[int], list[bytes]]
+
+
+def _run(port: int, connections: int, request_for: RequestFor, duration_s: float,
+         warmup_s: float, interval_s: float | None) -> LoadResult:
+    start = time.monotonic() + 0.2
+    measure_from = start + warmup_s
+    stop_at = measure_from + duration_s
+    results = [LoadResult(duration_s) for _ in range(connections)]
+
+    def worker(i: int) -> None:
+        conn = _Conn(port)
+        requests = request_for(i)
+        sent = 0
+        res = results[i]
+        # Open loop: stagger the connections' schedules across one interval.
+        due = start + (interval_s * i / connections if interval_s else 0.0)
+        while True:
+            now = time.monotonic()
+            if interval_s is not None:
+                if due > now:
+                    time.sleep(due - now)
+                t0 = due  # latency from when the request was due
+                due += interval_s
+            else:
+                t0 = now
+            if t0 >= stop_at:
+                break
+            try:
+                status = conn.roundtrip(requests[sent % len(requests)])
+                sent += 1
+            except (OSError, ValueError, IndexError):
+                if t0 >= measure_from:
+                    res.errors += 1
+                time.sleep(0.01)
+                continue
+            if t0 >= measure_from:
+                res.latencies_s.append(time.monotonic() - t0)
+                res.statuses[status] += 1
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=duration_s + warmup_s + 60)
+    total = LoadResult(duration_s)
+    for r in results:
+        total.latencies_s.extend(r.latencies_s)
+        total.statuses.update(r.statuses)
+        total.errors += r.errors
+    return total
+
+
+def wait_ready(port: int, path: str = "/healthz", timeout: float = 30.0) -> None:
+    """Until ``GET path`` answers 200 (gunicorn binds before its workers have booted)."""
+    deadline = time.monotonic() + timeout
+    request = build_request("GET", path)
+    while time.monotonic() < deadline:
+        conn = _Conn(port)
+        try:
+            if conn.roundtrip(request) == 200:
+                return
+        except (OSError, ValueError, IndexError):
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.1)
+    raise TimeoutError(f"GET {path} on port {port} did not answer 200 within {timeout} s")
+
+
+def closed_loop(port: int, connections: int, request_for: RequestFor, duration_s: float,
+                warmup_s: float = 1.0) -> LoadResult:
+    """As fast as the server answers, ``connections`` requests in flight."""
+    return _run(port, connections, request_for, duration_s, warmup_s, None)
+
+
+def open_loop(port: int, connections: int, request_for: RequestFor, rate: float,
+              duration_s: float, warmup_s: float = 1.0) -> LoadResult:
+    """``rate`` requests a second on a fixed schedule, spread over ``connections``."""
+    return _run(port, connections, request_for, duration_s, warmup_s, connections / rate)

@@ -1,0 +1,37 @@
+"""How big each benchmark runs: full sizes by default, tiny ones for ``--quick``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Sizes:
+    duration_s: float  # each HTTP and plain-SQL throughput phase
+    http_connections: int
+    refund_tokens: int  # expired tokens refunded by each side of the refund figure
+    expiry_tokens: int  # tokens expiring in the lateness figure
+    expiry_window_s: float  # ... issued over this window, and expiring over the same
+    relay_rows: int
+    publish_messages: int
+    cost_small: int  # token (and ledger) rows in the small table
+    cost_large: int  # ... and in the large one
+    cost_samples: int  # issue and redeem calls timed at each size
+
+
+FULL = Sizes(duration_s=10, http_connections=16, refund_tokens=20_000, expiry_tokens=20_000,
+             expiry_window_s=10, relay_rows=20_000, publish_messages=20_000,
+             cost_small=10_000, cost_large=1_000_000, cost_samples=1_000)
+
+QUICK = Sizes(duration_s=1.5, http_connections=8, refund_tokens=1_000, expiry_tokens=400,
+              expiry_window_s=1, relay_rows=1_000, publish_messages=1_000,
+              cost_small=1_000, cost_large=20_000, cost_samples=100)
+
+
+def sizes_for(quick: bool, tokens: int | None, duration: float | None) -> Sizes:
+    s = QUICK if quick else FULL
+    if tokens is not None:
+        s = replace(s, expiry_tokens=tokens)
+    if duration is not None:
+        s = replace(s, duration_s=duration)
+    return s
