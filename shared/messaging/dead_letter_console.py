@@ -97,10 +97,11 @@ def _log(action: str, o: Outcome, actor: str, dry_run: bool = False) -> None:
         "outcome": o.outcome, "actor": actor, "original_exchange": dl.original_exchange,
         "original_routing_key": dl.original_routing_key, "dry_run": dry_run,
     }
+    done = {"replay": "replayed", "purge": "purged"}[action]
     if dry_run:
         log.info(f"message {action} dry run", extra=fields)
     elif o.ok:
-        log.info(f"message {action}", extra=fields)
+        log.info(f"message {done}", extra=fields)  # "message replayed" / "message purged"
     else:
         log.warning(f"message {action} failed", extra=fields)
 

@@ -185,12 +185,10 @@ class DeadLetter:
 
     @property
     def attempts(self) -> int | None:
-        """Our attempt count; for a broker dead letter, the quorum queue's delivery count."""
-        for value in (
-            self.headers.get(H_ATTEMPTS),
-            self.headers.get("x-delivery-count"),
-            _latest_death(self.headers).get("count"),
-        ):
+        """Our attempt count; for a broker dead letter, the quorum queue's delivery count
+        if it kept one (RabbitMQ 3.10 drops it when dead-lettering: then unknown, None;
+        ``x-death``'s ``count`` counts deaths, not deliveries, so it is not used)."""
+        for value in (self.headers.get(H_ATTEMPTS), self.headers.get("x-delivery-count")):
             if (n := _int(value)) is not None:
                 return n
         return None
