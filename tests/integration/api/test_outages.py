@@ -1,0 +1,88 @@
+"""With PostgreSQL away the API answers 503 within 5 s and recovers without a restart;
+with RabbitMQ away it keeps serving and only /readyz says so."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import text
+
+from api.app import create_app
+from shared.bootstrap import bootstrap
+from tests.integration.api.test_auth_and_errors import assert_error
+
+CLOSED = "postgresql://postgres@127.0.0.1:1/nothing_here"
+
+
+def test_database_down_answers_503_within_5_seconds(settings, auth, user):
+    down = settings.model_copy(update={"database_url": CLOSED})
+    app = create_app(down)
+    client = app.test_client()
+    try:
+        for method, path, body in (("GET", "/api/accounts/me", None),
+                                   ("POST", "/api/exchange-tokens/", {"points": 1}),
+                                   ("GET", "/api/exchange-tokens/status/", None)):
+            started = time.monotonic()
+            r = client.open(path, method=method, json=body, headers=auth(user))
+            assert time.monotonic() - started < 5
+            assert_error(r, 503, "service_unavailable")
+        started = time.monotonic()
+        r = client.get("/readyz")
+        assert time.monotonic() - started < 5
+        assert r.status_code == 503
+        assert r.get_json()["error"]["details"]["checks"] == {"database": "unavailable",
+                                                              "broker": "ok"}
+    finally:
+        app.extensions["container"].close()
+
+
+def test_the_api_recovers_when_its_connections_are_killed(settings, auth, user):
+    container = bootstrap(settings.model_copy(update={"log_level": "INFO"}), pool_size=2)
+    client = create_app(settings, container).test_client()
+    try:
+        assert client.get("/api/accounts/me", headers=auth(user)).status_code == 200
+        # Given every server backend of this app terminated, as a PostgreSQL restart would.
+        with container.engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        admin = bootstrap(settings, pool_size=1)
+        with admin.engine.begin() as conn:
+            killed = conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE pid = :pid"), {"pid": pid}).scalar_one()
+        admin.close()
+        assert killed == 1
+        # Then the next requests succeed (pool_pre_ping replaces the dead connection).
+        for _ in range(3):
+            r = client.get("/api/accounts/me", headers=auth(user))
+            assert r.status_code == 200, r.get_json()
+    finally:
+        container.close()
+
+
+def test_a_second_app_on_a_reachable_database_serves_while_one_is_cut_off(settings, auth,
+                                                                          user, client):
+    down = create_app(settings.model_copy(update={"database_url": CLOSED}))
+    try:
+        assert down.test_client().get("/api/accounts/me",
+                                      headers=auth(user)).status_code == 503
+        assert client.get("/api/accounts/me", headers=auth(user)).status_code == 200
+    finally:
+        down.extensions["container"].close()
+
+
+def test_broker_down_keeps_the_api_working_and_readyz_says_503(settings, auth, user):
+    away = settings.model_copy(update={"amqp_url": "amqp://guest:guest@127.0.0.1:1/%2F"})
+    app = create_app(away)
+    client = app.test_client()
+    try:
+        admin = auth("admin-y", "admin")
+        assert client.post(f"/api/accounts/{user}/credits", json={"points": 5},
+                           headers=admin).status_code == 201
+        r = client.post("/api/exchange-tokens/", json={"points": 5}, headers=auth(user))
+        assert r.status_code == 201  # the event waits in the outbox
+        r = client.get("/readyz")
+        assert r.status_code == 503
+        assert r.get_json()["error"]["details"]["checks"] == {"database": "ok",
+                                                              "broker": "unavailable"}
+    finally:
+        app.extensions["container"].close()
