@@ -64,3 +64,40 @@ def expire_many(deps: Deps, token_ids: list[uuid.UUID]) -> list[Restored]:
         session.commit()
     log_restored(restored)
     return restored
+
+
+@dataclass(frozen=True)
+class ExpireBatchOutcome:
+    """What :func:`expire_due` did: the tokens it refunded, and those still active and not
+    yet due (``not_due[token_id] = expires_at``, to be delayed again by
+    ``expires_at - as_of``). Any other id had nothing to do (redeemed, restored, unknown)."""
+
+    restored: list[Restored]
+    not_due: dict[uuid.UUID, datetime]
+    as_of: datetime | None
+
+
+@retry_transaction()
+def expire_due(deps: Deps, token_ids: list[uuid.UUID]) -> ExpireBatchOutcome:
+    """:func:`expire_many` that also reports the tokens whose message came early, in the
+    same transaction (so the same ``now()``)."""
+    if not token_ids:
+        return ExpireBatchOutcome([], {}, None)
+    with unit_of_work(deps.session_factory) as session:
+        restored = restore_tokens(
+            session, deps.clock, expired_condition(deps.clock) & Token.id.in_(token_ids), EXPIRED
+        )
+        done = {r.token_id for r in restored}
+        rest = [t for t in token_ids if t not in done]
+        not_due: dict[uuid.UUID, datetime] = {}
+        as_of = session.execute(select(deps.clock.now())).scalar_one()
+        if rest:
+            for row in session.execute(
+                select(Token.id, Token.expires_at).where(
+                    Token.id.in_(rest), Token.status == "active", Token.expires_at > as_of
+                )
+            ):
+                not_due[row.id] = row.expires_at
+        session.commit()
+    log_restored(restored)
+    return ExpireBatchOutcome(restored, not_due, as_of)

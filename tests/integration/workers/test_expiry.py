@@ -1,0 +1,50 @@
+"""Expiry through the broker's delay levels, end to end: issue → relay → schedule-expiry →
+delay chain → expire → refund, with the periodic sweep far away (it must not be what
+restores the tokens)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from shared import services
+from tests.integration.workers.conftest import classify, refunds, wait_until
+
+NO_SWEEP = 3600.0  # the sweep runs once at start, then not during the test
+
+
+def issue(deps, user, ttl: int, points: int = 10):
+    services.credit(deps, user, points)
+    return services.issue(dataclasses.replace(deps, token_ttl_seconds=ttl), user, points, None)
+
+
+def test_tokens_of_one_to_three_seconds_are_restored_within_a_second_of_expiry(
+    container, deps, user, start_worker
+):
+    start_worker(sweep_interval=NO_SWEEP)
+    deps = dataclasses.replace(deps, max_active_tokens=1000)
+    tokens = {}
+    for i in range(30):
+        issued = issue(deps, user, ttl=1 + i % 3)
+        tokens[issued.token.id] = issued.token.expires_at
+    wait_until(lambda: not classify(container.engine, tokens)["lost"], timeout=20)
+    lateness = [
+        (rows[0] - tokens[token_id]).total_seconds()
+        for token_id, rows in refunds(container.engine, tokens).items()
+    ]
+    assert classify(container.engine, tokens)["once"] == list(tokens)
+    assert min(lateness) >= 0  # never early: the database decides
+    assert max(lateness) < 1.0, sorted(lateness)[-5:]
+    assert services.balance(deps, user) == 300
+
+
+def test_a_long_token_issued_first_does_not_hold_back_a_short_one(
+    container, deps, user, start_worker
+):
+    start_worker(sweep_interval=NO_SWEEP)
+    deps = dataclasses.replace(deps, max_active_tokens=1000)
+    long = issue(deps, user, ttl=30)
+    short = issue(deps, user, ttl=1)
+    wait_until(lambda: refunds(container.engine, [short.token.id])[short.token.id], timeout=5)
+    [restored_at] = refunds(container.engine, [short.token.id])[short.token.id]
+    assert (restored_at - short.token.expires_at).total_seconds() < 1.0
+    assert refunds(container.engine, [long.token.id])[long.token.id] == []

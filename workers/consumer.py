@@ -1,0 +1,352 @@
+"""The consumer skeleton every queue role runs on: connect, consume in small batches, ack
+after the handler's database commit, retry or dead-letter failures, reconnect with backoff.
+
+Why these choices:
+
+- **Ack after commit.** The handler commits, then we ack. A crash in between redelivers
+  the message (unacked deliveries are requeued when the connection drops) and the
+  handler's idempotency guard makes the second run a no-op.
+- **Bounded prefetch** (``basic.qos``): at most ``prefetch`` unacked messages per
+  consumer, so a dying worker strands few messages and several workers share the load.
+- **Small batches.** Messages that are already here (up to ``batch_size`` or ``batch_wait``
+  seconds after the first) are handled together: the expire role refunds a whole batch in
+  one transaction (each row still guarded), and acks are cheap.
+- **Heartbeats.** py-amqp sends them only when asked, so the loop waits for deliveries in
+  slices of at most 200 ms and ticks the heartbeat each time; handlers are short.
+- **Database outage ≠ handler error.** When the database is unreachable the consumer keeps
+  its batch unacked, pauses with backoff and tries the same batch again once the database
+  answers: no attempt is counted and nothing is requeued (a quorum queue counts every
+  requeue against ``x-delivery-limit``).
+- **Graceful stop.** On stop the loop cancels its consumer, finishes the batch in hand,
+  acks, and closes; prefetched messages not yet handled are requeued by the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import amqp
+from pydantic import ValidationError
+from sqlalchemy import Engine, text
+
+from schemas.events import Event, parse_event
+from shared.logs import bound
+from shared.messaging import amqp_client
+from shared.messaging.failures import (
+    EXHAUSTED,
+    MAX_ATTEMPTS,
+    POISON,
+    RETRY_DELAYS_SECONDS,
+    attempts_of,
+    dead_letter_message,
+    next_delay,
+    original_route,
+    retry_message,
+)
+from shared.messaging.names import H_REQUEST_ID
+from shared.messaging.publisher import ConfirmingPublisher, PublishFailed, new_message_id
+from shared.messaging.topology import Topology
+from shared.persistence.database import is_unavailable
+from workers import metrics
+from workers.backoff import Backoff
+
+log = logging.getLogger("exchange_tokens.consumer")
+
+WAIT_SLICE_SECONDS = 0.2
+STOP_GRACE_SECONDS = 5.0  # SIGTERM must end the process within 10 s
+
+
+@dataclass
+class Delivery:
+    """One message as received, plus its parsed event once it parsed."""
+
+    delivery_tag: int
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_id: str | None
+    type: str | None
+    headers: dict[str, Any]
+    event: Event | None = None
+
+    @classmethod
+    def of(cls, message: amqp.Message) -> Delivery:
+        info = message.delivery_info
+        props = message.properties
+        body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+        return cls(
+            delivery_tag=info["delivery_tag"],
+            exchange=info.get("exchange", ""),
+            routing_key=info.get("routing_key", ""),
+            body=body,
+            message_id=props.get("message_id"),
+            type=props.get("type"),
+            headers=dict(props.get("application_headers") or {}),
+        )
+
+    def log_context(self) -> Any:
+        request_id = self.headers.get(H_REQUEST_ID)
+        return bound(request_id=str(request_id) if request_id else None,
+                     message_id=self.message_id)
+
+
+class Role(Protocol):
+    """A queue consumer's business part: handle a batch of parsed deliveries."""
+
+    consumer: str  # topology.CONSUMERS key: the queue is <ns>.<consumer>
+
+    def handle(self, batch: list[Delivery], publisher: ConfirmingPublisher) -> list[str]:
+        """Do the work (committing to the database) and return one outcome per delivery.
+        Raise to fail the whole batch; the loop then retries the messages one by one."""
+        ...
+
+    def accepts_poison(self, delivery: Delivery) -> bool:
+        """Whether this consumer dead-letters an unparseable ``delivery`` (else logs it)."""
+        ...
+
+
+@dataclass
+class ConsumerOptions:
+    prefetch: int = 100
+    batch_size: int = 100
+    batch_wait: float = 0.01
+    retry_delays: Sequence[float] = field(default_factory=lambda: RETRY_DELAYS_SECONDS)
+    max_attempts: int = MAX_ATTEMPTS
+
+
+class DatabaseDown(Exception):
+    """Raised inside the loop to pause the consumer; never escapes it."""
+
+
+class ConsumerLoop:
+    """Runs one :class:`Role` until ``stop`` is set; reconnects through broker outages."""
+
+    def __init__(
+        self, role: Role, amqp_url: str, topo: Topology, engine: Engine,
+        stop: threading.Event, options: ConsumerOptions | None = None,
+    ) -> None:
+        self.role = role
+        self.amqp_url = amqp_url
+        self.topo = topo
+        self.engine = engine
+        self.stop_event = stop
+        self.options = options or ConsumerOptions()
+        self.queue = topo.names.consumer_queue(role.consumer)
+        self._buffer: list[amqp.Message] = []
+        self._connection: amqp.Connection | None = None
+
+    # Lifecycle ---------------------------------------------------------------------------
+    def run(self) -> None:
+        backoff = Backoff()
+        log.info("consumer started", extra={"consumer": self.role.consumer, "queue": self.queue})
+        while not self.stop_event.is_set():
+            try:
+                self._consume(backoff)
+            except (*amqp_client.CONNECTION_ERRORS, PublishFailed) as exc:
+                delay = backoff.next()
+                log.warning("broker connection lost; consumer reconnects",
+                            extra={"consumer": self.role.consumer, "error": repr(exc),
+                                   "retry_in_s": round(delay, 2)})
+                self.stop_event.wait(delay)
+            except Exception:
+                log.exception("consumer crashed; restarting", extra={"consumer": self.role.consumer})
+                self.stop_event.wait(backoff.next())
+            finally:
+                amqp_client.close_quietly(self._connection)
+                self._connection = None
+                self._buffer.clear()  # unacked: the broker requeues them on close
+        log.info("consumer stopped", extra={"consumer": self.role.consumer})
+
+    def _consume(self, backoff: Backoff) -> None:
+        connection = amqp_client.connect(self.amqp_url, f"exchange-tokens {self.role.consumer}")
+        self._connection = connection
+        channel = connection.channel()
+        channel.basic_qos(0, self.options.prefetch, False)
+        tag = channel.basic_consume(self.queue, callback=self._buffer.append)
+        publisher = ConfirmingPublisher(connection)
+        backoff.reset()
+        while not self.stop_event.is_set():
+            connection.heartbeat_tick()
+            if not self._buffer:
+                amqp_client.drain(connection, WAIT_SLICE_SECONDS)
+                continue
+            self._gather(connection)
+            self._process_buffer(channel, publisher)
+        # Stop: no new deliveries; finish what we hold, ack it, then close.
+        channel.basic_cancel(tag)
+        while self._buffer and amqp_client.drain(connection, 0):
+            pass
+        self._process_buffer(channel, publisher, stopping=True)
+        connection.close()
+
+    def _gather(self, connection: amqp.Connection) -> None:
+        """Let a batch fill: up to batch_size messages or batch_wait after the first."""
+        deadline = time.monotonic() + self.options.batch_wait
+        while len(self._buffer) < self.options.batch_size:
+            left = deadline - time.monotonic()
+            if left <= 0 or not amqp_client.drain(connection, left):
+                break
+
+    # One batch ---------------------------------------------------------------------------
+    def _process_buffer(
+        self, channel: amqp.Channel, publisher: ConfirmingPublisher, stopping: bool = False
+    ) -> None:
+        """Handle one batch from the buffer (every batch when stopping, for at most
+        STOP_GRACE_SECONDS: what is left is requeued by the broker when we close)."""
+        grace_end = time.monotonic() + STOP_GRACE_SECONDS
+        while self._buffer:
+            batch = [Delivery.of(m) for m in self._buffer[: self.options.batch_size]]
+            del self._buffer[: len(batch)]
+            parsed = []
+            for d in batch:
+                try:
+                    d.event = parse_event(d.body)
+                    parsed.append(d)
+                except (ValidationError, ValueError, UnicodeDecodeError) as exc:
+                    self._poison(channel, publisher, d, exc)
+            if parsed:
+                self._handle_with_pause(channel, publisher, parsed, stopping)
+            if not stopping or time.monotonic() > grace_end:
+                return
+
+    def _handle_with_pause(
+        self, channel: amqp.Channel, publisher: ConfirmingPublisher,
+        batch: list[Delivery], stopping: bool,
+    ) -> None:
+        pause = Backoff(first=0.5, cap=15.0)
+        while True:
+            try:
+                self._handle(channel, publisher, batch)
+                return
+            except DatabaseDown as exc:
+                if stopping or self.stop_event.is_set():
+                    return  # leave them unacked: requeued when we close
+                delay = pause.next()
+                log.warning("database unavailable; consumer paused (no attempt counted)",
+                            extra={"consumer": self.role.consumer, "error": str(exc.__cause__),
+                                   "retry_in_s": round(delay, 2), "held": len(batch)})
+                self._sleep_alive(delay)
+                while not self.stop_event.is_set() and not self._database_answers():
+                    self._sleep_alive(pause.next())
+
+    def _handle(
+        self, channel: amqp.Channel, publisher: ConfirmingPublisher, batch: list[Delivery]
+    ) -> None:
+        try:
+            outcomes = self._run_role(batch, publisher)
+        except DatabaseDown:
+            raise
+        except (*amqp_client.CONNECTION_ERRORS, PublishFailed):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any handler error is retried
+            if len(batch) == 1:
+                self._fail(channel, publisher, batch[0], exc)
+                return
+            log.warning("batch failed; handling its messages one by one",
+                        extra={"consumer": self.role.consumer, "error": repr(exc)})
+            for d in batch:
+                self._handle_with_pause(channel, publisher, [d], self.stop_event.is_set())
+            return
+        for d, outcome in zip(batch, outcomes, strict=True):
+            channel.basic_ack(d.delivery_tag)  # after the handler's commit
+            metrics.MESSAGES.labels(self.role.consumer, outcome).inc()
+
+    def _run_role(self, batch: list[Delivery], publisher: ConfirmingPublisher) -> list[str]:
+        try:
+            if len(batch) == 1:
+                with batch[0].log_context():
+                    return self.role.handle(batch, publisher)
+            return self.role.handle(batch, publisher)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise DatabaseDown() from exc
+            raise
+
+    def _database_answers(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not yet"
+            return False
+
+    def _sleep_alive(self, seconds: float) -> None:
+        """Wait while keeping the connection alive (heartbeats; deliveries just buffer)."""
+        deadline = time.monotonic() + seconds
+        while not self.stop_event.is_set() and time.monotonic() < deadline:
+            assert self._connection is not None
+            self._connection.heartbeat_tick()
+            amqp_client.drain(self._connection, min(WAIT_SLICE_SECONDS, seconds))
+
+    # Failures ----------------------------------------------------------------------------
+    def _route(self, d: Delivery) -> tuple[str, str]:
+        event_type = d.event.type if d.event is not None else None
+        return original_route(self.topo, self.role.consumer, d.exchange, d.routing_key,
+                              d.headers, event_type)
+
+    def _poison(
+        self, channel: amqp.Channel, publisher: ConfirmingPublisher, d: Delivery, exc: Exception
+    ) -> None:
+        with d.log_context():
+            if not self.role.accepts_poison(d):
+                log.error("unparseable message ignored (another consumer dead-letters it)",
+                          extra={"consumer": self.role.consumer, "routing_key": d.routing_key})
+                channel.basic_ack(d.delivery_tag)
+                metrics.MESSAGES.labels(self.role.consumer, "poison_ignored").inc()
+                return
+            self._dead_letter(channel, publisher, d, POISON, exc, attempts_of(d.headers) + 1)
+
+    def _fail(
+        self, channel: amqp.Channel, publisher: ConfirmingPublisher, d: Delivery, exc: Exception
+    ) -> None:
+        attempts = attempts_of(d.headers) + 1
+        with d.log_context():
+            if attempts >= self.options.max_attempts:
+                self._dead_letter(channel, publisher, d, EXHAUSTED, exc, attempts)
+                return
+            delay = next_delay(attempts, self.options.retry_delays)
+            publisher.publish_all([retry_message(
+                self.topo, self.role.consumer, body=d.body,
+                message_id=d.message_id or new_message_id(), type_=d.type, headers=d.headers,
+                route=self._route(d), attempts=attempts, delay_s=delay, exc=exc,
+            )])
+            channel.basic_ack(d.delivery_tag)  # the retry copy is safely queued
+            metrics.RETRIES.labels(self.role.consumer).inc()
+            metrics.MESSAGES.labels(self.role.consumer, "retried").inc()
+            log.warning("handler failed; retry scheduled", exc_info=exc, extra={
+                "consumer": self.role.consumer, "attempts": attempts, "retry_in_s": delay,
+                **event_fields(d)})
+
+    def _dead_letter(
+        self, channel: amqp.Channel, publisher: ConfirmingPublisher, d: Delivery,
+        reason: str, exc: Exception, attempts: int,
+    ) -> None:
+        message = dead_letter_message(
+            self.topo, self.role.consumer, body=d.body, message_id=d.message_id,
+            type_=d.type, headers=d.headers, route=self._route(d), attempts=attempts,
+            reason=reason, exc=exc,
+        )
+        publisher.publish_all([message])
+        channel.basic_ack(d.delivery_tag)  # the parking queue has it (confirmed)
+        metrics.DEAD_LETTERS.labels(self.role.consumer, reason).inc()
+        metrics.MESSAGES.labels(self.role.consumer, f"dead_lettered_{reason}").inc()
+        log.error("message dead-lettered", extra={
+            "consumer": self.role.consumer, "reason": reason, "attempts": attempts,
+            "error": f"{type(exc).__name__}: {exc}"[:500], "dead_letter_id": message.message_id,
+            **event_fields(d)})
+
+
+def event_fields(d: Delivery) -> dict[str, Any]:
+    e = d.event
+    if e is None:
+        return {"routing_key": d.routing_key}
+    return {"type": e.type, "token_id": str(e.token_id), "user_id": e.user_id,
+            "points": e.points}
+
+
+RoleFactory = Callable[[], Role]

@@ -1,0 +1,78 @@
+"""``schedule-expiry``: on TokenIssued, put the token's timer into the broker.
+
+The timer is a ``TokenExpired`` command (``restored=False``) published through the binary
+delay levels to the ``expire`` consumer, due at the token's ``expires_at``. It waits in
+RabbitMQ, never in this process (a worker may die at any time; a message held in memory
+for minutes would also trip ``consumer_timeout``). The delay is measured against
+PostgreSQL's clock, the one clock: ``expires_at - now()``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Engine, func, select
+
+from schemas.events import TokenExpired, TokenIssued
+from shared.messaging.names import H_CAUSATION_ID, H_REQUEST_ID
+from shared.messaging.publisher import ConfirmingPublisher, Outgoing
+from shared.messaging.topology import Topology, delay_routing_key
+from workers.consumer import Delivery
+
+EXPIRE_CONSUMER = "expire"
+
+
+def timer_for(event: TokenIssued) -> TokenExpired:
+    """The expiry command of one issued token. Its id derives from the TokenIssued's, so a
+    duplicate TokenIssued schedules a recognisable duplicate (refunded once anyway)."""
+    return TokenExpired(
+        event_id=uuid.uuid5(event.event_id, "expire"),
+        token_id=event.token_id,
+        user_id=event.user_id,
+        points=event.points,
+        expires_at=event.expires_at,
+        restored=False,
+    )
+
+
+def timer_message(topo: Topology, timer: TokenExpired, now: datetime,
+                  headers: dict[str, object]) -> Outgoing:
+    delay_ms = (timer.expires_at - now).total_seconds() * 1000
+    return Outgoing(
+        exchange=topo.delay_entry,
+        routing_key=delay_routing_key(delay_ms, EXPIRE_CONSUMER),
+        body=timer.model_dump_json().encode(),
+        message_id=str(timer.event_id),
+        type=timer.type,
+        headers=headers,
+    )
+
+
+class ScheduleExpiry:
+    consumer = "schedule-expiry"
+
+    def __init__(self, topo: Topology, engine: Engine) -> None:
+        self.topo = topo
+        self.engine = engine
+
+    def accepts_poison(self, delivery: Delivery) -> bool:
+        return True
+
+    def handle(self, batch: list[Delivery], publisher: ConfirmingPublisher) -> list[str]:
+        with self.engine.connect() as conn:
+            now = conn.execute(select(func.now())).scalar_one()
+        messages, outcomes = [], []
+        for d in batch:
+            if not isinstance(d.event, TokenIssued):
+                outcomes.append("ignored")
+                continue
+            headers: dict[str, object] = {H_CAUSATION_ID: d.message_id or ""}
+            if H_REQUEST_ID in d.headers:
+                headers[H_REQUEST_ID] = d.headers[H_REQUEST_ID]
+            messages.append(timer_message(self.topo, timer_for(d.event), now, headers))
+            outcomes.append("scheduled")
+        # Confirmed before the TokenIssued deliveries are acked: a crash in between only
+        # schedules the timer twice.
+        publisher.publish_all(messages)
+        return outcomes

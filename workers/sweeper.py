@@ -1,0 +1,52 @@
+"""``sweep``: the safety net. Every ``sweep_interval_seconds``, restore every expired token
+whatever happened to its timer (lost message, purged queue, broker down for long), in
+bounded batches with SKIP LOCKED (several workers sweep side by side)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from shared.persistence.database import is_unavailable
+from shared.services.deps import Deps
+from shared.services.sweep import sweep
+from workers import metrics
+
+log = logging.getLogger("exchange_tokens.sweeper")
+
+
+class Sweeper:
+    def __init__(self, deps: Deps, stop: threading.Event, interval: float, batch: int) -> None:
+        self.deps = deps
+        self.stop_event = stop
+        self.interval = interval
+        self.batch = batch
+
+    def sweep_once(self) -> int:
+        total = 0
+        while not self.stop_event.is_set():
+            restored = sweep(self.deps, limit=self.batch)
+            total += len(restored)
+            metrics.SWEEP_RESTORED.inc(len(restored))
+            for r in restored:
+                if r.expires_at is not None:
+                    metrics.REFUND_LATENESS.observe((r.restored_at - r.expires_at).total_seconds())
+            if len(restored) < self.batch:
+                break
+        if total:
+            log.info("sweep restored tokens whose timers did not fire", extra={"count": total})
+        return total
+
+    def run(self) -> None:
+        log.info("sweeper started", extra={"interval_s": self.interval})
+        while True:  # at start (catch up after downtime), then every interval
+            try:
+                self.sweep_once()
+            except Exception as exc:
+                if is_unavailable(exc):
+                    log.warning("database unavailable; sweep skipped", extra={"error": repr(exc)})
+                else:
+                    log.exception("sweep failed")
+            if self.stop_event.wait(self.interval):
+                break
+        log.info("sweeper stopped")

@@ -1,0 +1,116 @@
+"""The worker process: every background role as a thread with its own connections.
+
+Roles: ``relay`` (outbox → broker), ``schedule-expiry``, ``expire``, ``exchange-requests``,
+``audit`` (queue consumers) and ``sweep`` (the database safety net). Each may run in several
+processes at once: the relay and the sweep take rows with SKIP LOCKED, consumers share
+their queue, and every handler is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from shared.bootstrap import Container
+from shared.messaging.failures import RETRY_DELAYS_SECONDS
+from shared.messaging.topology import Topology, declare_topology
+from workers.audit import Audit
+from workers.consumer import ConsumerLoop, ConsumerOptions, Role
+from workers.exchange_requests import ExchangeRequests
+from workers.expire import Expire
+from workers.relay import Relay
+from workers.schedule_expiry import ScheduleExpiry
+from workers.sweeper import Sweeper
+
+log = logging.getLogger("exchange_tokens.worker")
+
+ROLES = ("relay", "schedule-expiry", "expire", "exchange-requests", "audit", "sweep")
+STOP_TIMEOUT_SECONDS = 8.0
+
+
+@dataclass
+class WorkerOptions:
+    roles: Sequence[str] = ROLES
+    retry_delays: Sequence[float] = RETRY_DELAYS_SECONDS
+    sweep_interval: float | None = None  # default: settings.sweep_interval_seconds
+    amqp_url: str | None = None  # default: settings.amqp_url
+    expire_batch: int = 500
+    relay_batch: int = 500
+
+
+class Worker:
+    def __init__(self, container: Container, options: WorkerOptions | None = None) -> None:
+        self.container = container
+        self.settings = container.settings
+        self.options = options or WorkerOptions()
+        unknown = set(self.options.roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown roles: {sorted(unknown)}")
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def _targets(self, topo: Topology) -> dict[str, Callable[[], None]]:
+        settings, engine, deps = self.settings, self.container.engine, self.container.deps
+        amqp_url = self.options.amqp_url or settings.amqp_url
+        retry = self.options.retry_delays
+
+        def consumer(role: Role, prefetch: int, batch: int) -> Callable[[], None]:
+            options = ConsumerOptions(prefetch=prefetch, batch_size=batch, retry_delays=retry)
+            return ConsumerLoop(role, amqp_url, topo, engine, self.stop_event, options).run
+
+        eb = self.options.expire_batch
+        return {
+            "relay": Relay(settings, engine, self.stop_event, batch_size=self.options.relay_batch,
+                           amqp_url=amqp_url).run,
+            "schedule-expiry": consumer(ScheduleExpiry(topo, engine), 500, 500),
+            "expire": consumer(Expire(topo, deps), eb, eb),
+            "exchange-requests": consumer(ExchangeRequests(deps), 50, 50),
+            "audit": consumer(Audit(), 200, 200),
+            "sweep": Sweeper(
+                deps, self.stop_event,
+                self.options.sweep_interval or settings.sweep_interval_seconds,
+                settings.sweep_batch_size,
+            ).run,
+        }
+
+    def start(self, topo: Topology | None = None) -> None:
+        """Declare the topology (idempotent), then start one thread per role."""
+        topo = topo or declare_topology(self.settings)
+        targets = self._targets(topo)
+        for role in self.options.roles:
+            thread = threading.Thread(target=targets[role], name=f"role-{role}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        log.info("worker started", extra={"roles": list(self.options.roles)})
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
+        """Ask every role to finish its batch in hand and close; True if all did."""
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout)
+        alive = [t.name for t in self.threads if t.is_alive()]
+        if alive:
+            log.error("roles did not stop in time", extra={"roles": alive})
+        else:
+            log.info("worker stopped")
+        return not alive
+
+    def run_until_signalled(self) -> int:
+        """Run until SIGTERM or SIGINT; exit status 0 on a clean stop."""
+        received = threading.Event()
+
+        def on_signal(signum: int, frame: object) -> None:
+            log.info("signal received; stopping", extra={"signal": signal.Signals(signum).name})
+            received.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        while not received.wait(0.5):
+            if not any(t.is_alive() for t in self.threads):
+                log.error("every role has stopped")
+                return 1
+        return 0 if self.stop() else 1
