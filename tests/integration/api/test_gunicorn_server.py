@@ -1,0 +1,102 @@
+"""``exchange-tokens api`` as a real process: gunicorn workers serve the app, metrics are
+summed across workers, logs are JSON lines, and SIGTERM stops it cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from shared import jwt_tokens
+from tests.conftest import TEST_JWT_SECRET
+
+CLI = Path(sys.executable).with_name("exchange-tokens")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(settings, tmp_path):
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "AMQP_URL": settings.amqp_url,
+        "BROKER_NAMESPACE": settings.broker_namespace,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "APP_ENV": "production",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "WEB_THREADS": "2",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    stderr = (tmp_path / "stderr.log").open("w+")
+    proc = subprocess.Popen([str(CLI), "api"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=stderr)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None, Path(stderr.name).read_text()
+            assert time.monotonic() < deadline, "the API did not come up within 30 s"
+            time.sleep(0.2)
+        yield proc, base, Path(stderr.name)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        stderr.close()
+
+
+def bearer(sub: str, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {jwt_tokens.encode(TEST_JWT_SECRET, sub, [role])}"}
+
+
+def test_the_api_command_serves_counts_across_workers_and_stops_on_sigterm(server, user):
+    proc, base, stderr = server
+    # Given points, when a token is issued through gunicorn, then it is answered as usual.
+    r = requests.post(f"{base}/api/accounts/{user}/credits", json={"points": 10},
+                      headers=bearer("ops", "admin"), timeout=5)
+    assert r.status_code == 201
+    r = requests.post(f"{base}/api/exchange-tokens/", json={"points": 4},
+                      headers=bearer(user, "user"), timeout=5)
+    assert r.status_code == 201, r.text
+    assert r.headers["X-Request-ID"]
+    for _ in range(20):  # spread over both workers
+        assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
+    # /metrics sums every worker's samples (multiprocess mode), whichever worker answers.
+    text = requests.get(f"{base}/metrics", timeout=5).text
+    assert re.search(r"^tokens_issued_total 1\.0$", text, re.M), text[:2000]
+    health = re.search(
+        r'^http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)$', text, re.M)
+    assert health and float(health.group(1)) >= 21  # 20 + at least one readiness poll
+
+    # When SIGTERM arrives, then gunicorn stops gracefully within 10 s.
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+    lines = [line for line in stderr.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    access = [r for r in records if r.get("event") == "request"
+              and r.get("path") == "/api/exchange-tokens/"]
+    assert access and access[0]["status"] == 201 and access[0]["user_id"] == user
+    assert {"ts", "level", "event", "request_id", "duration_ms", "method"} <= set(access[0])
+    assert any(r.get("event") == "token created" and r.get("request_id") for r in records)
