@@ -1,0 +1,170 @@
+"""Poison messages, failing handlers and database outages."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pika
+import pytest
+from sqlalchemy import text
+
+from schemas.events import TokenRedeemed
+from shared.bootstrap import bootstrap
+from shared.messaging import names as h
+from shared.messaging.topology import delay_routing_key
+from tests.integration.workers.conftest import wait_until
+from tests.integration.workers.tcp_proxy import TcpProxy
+from workers import metrics
+from workers.worker import Worker, WorkerOptions
+
+SHORT_RETRIES = (0.2, 0.2, 0.2, 0.2)
+
+
+def publish(broker, exchange, routing_key, body: bytes, message_id: str | None = None) -> None:
+    broker.confirm_delivery()
+    broker.basic_publish(
+        exchange, routing_key, body,
+        pika.BasicProperties(delivery_mode=2, message_id=message_id,
+                             content_type="application/json"),
+        mandatory=True,
+    )
+
+
+def dead_letters(broker, queue: str, match) -> list:
+    """Take the parking queue's messages that ``match`` (ack them), leave the others."""
+    mine, others = [], []
+    while True:
+        method, props, body = broker.basic_get(queue, auto_ack=False)
+        if method is None:
+            break
+        (mine if match(props, body) else others).append((method, props, body))
+    for method, _, _ in mine:
+        broker.basic_ack(method.delivery_tag)
+    for method, _, _ in others:
+        broker.basic_nack(method.delivery_tag, requeue=True)
+    return [(props, body) for _, props, body in mine]
+
+
+def redeemed_event(user_id: str) -> TokenRedeemed:
+    return TokenRedeemed(token_id=uuid.uuid4(), user_id=user_id, points=7, merchant_id="m-1",
+                         redeemed_at=datetime.now(UTC))
+
+
+def request_exists(engine, token_id) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM exchange_requests WHERE token_id = :t"),
+                            {"t": token_id}).scalar_one() == 1
+
+
+def test_a_poison_message_is_dead_lettered_at_once_and_only_once(
+    settings, topology, broker, start_worker
+):
+    start_worker(roles=["schedule-expiry", "audit", "expire"], retry_delays=SHORT_RETRIES)
+    names = topology.names
+    issued_id, cancelled_id = str(uuid.uuid4()), str(uuid.uuid4())
+    started = time.monotonic()
+    # Given garbage on the events exchange (one type with its own consumer, one only
+    # audited), garbage without a message id in the delay chain, and a valid-JSON body that
+    # is not a valid event
+    publish(broker, names.events_exchange, "TokenIssued", b"not json {", issued_id)
+    publish(broker, names.events_exchange, "TokenCancelled", b'{"type": "TokenCancelled"}',
+            cancelled_id)
+    publish(broker, topology.delayed_exchange, delay_routing_key(0, "expire"), b"\xff\xfe")
+
+    def ours(props, body):
+        return props.message_id in (issued_id, cancelled_id) or body == b"\xff\xfe"
+
+    found: list = []
+    wait_until(lambda: found.extend(dead_letters(broker, names.dead_letter_queue, ours))
+               or len(found) >= 3, timeout=10)
+    # Then each reached the parking queue at once, with what ops need to replay it
+    assert time.monotonic() - started < 5
+    time.sleep(0.5)
+    found.extend(dead_letters(broker, names.dead_letter_queue, ours))
+    assert len(found) == 3  # no second copy from the audit consumer
+    by_id = {p.message_id: p.headers for p, _ in found}
+    issued = by_id[issued_id]
+    assert issued[h.H_REASON] == "poison"
+    assert issued[h.H_ORIGINAL_EXCHANGE] == names.events_exchange
+    assert issued[h.H_ORIGINAL_ROUTING_KEY] == "TokenIssued"
+    assert issued[h.H_ORIGINAL_QUEUE] == names.consumer_queue("schedule-expiry")
+    assert issued[h.H_ATTEMPTS] == 1
+    assert "ValidationError" in issued[h.H_EXCEPTION]
+    assert datetime.fromisoformat(issued[h.H_DEAD_LETTERED_AT]).tzinfo is not None
+    assert by_id[cancelled_id][h.H_ORIGINAL_QUEUE] == names.consumer_queue("audit")
+    [timer] = [p for p, b in found if b == b"\xff\xfe"]
+    assert timer.message_id  # a dead letter always has an id
+    assert timer.headers[h.H_ORIGINAL_EXCHANGE] == topology.delayed_exchange
+    assert timer.headers[h.H_ORIGINAL_ROUTING_KEY] == delay_routing_key(0, "expire")
+
+
+def test_a_failing_handler_is_retried_with_backoff_then_dead_lettered_as_exhausted(
+    settings, container, topology, broker, start_worker
+):
+    start_worker(roles=["exchange-requests"], retry_delays=SHORT_RETRIES)
+    names = topology.names
+    # Given a valid event the database refuses (user id longer than its column)
+    event = redeemed_event("u" * 300)
+    retries_before = metrics.RETRIES.labels("exchange-requests")._value.get()
+    started = time.monotonic()
+    publish(broker, names.events_exchange, "TokenRedeemed", event.model_dump_json().encode(),
+            str(event.event_id))
+    found: list = []
+    wait_until(lambda: found.extend(dead_letters(
+        broker, names.dead_letter_queue, lambda p, b: p.message_id == str(event.event_id)
+    )) or found, timeout=15)
+    elapsed = time.monotonic() - started
+    [(props, body)] = found
+    # Then it was tried 5 times, 4 retries through the delay chain (>= 4 x 0.2 s)...
+    assert props.headers[h.H_REASON] == "exhausted"
+    assert props.headers[h.H_ATTEMPTS] == 5
+    assert "DataError" in props.headers[h.H_EXCEPTION]
+    assert "Traceback" in props.headers[h.H_STACK]
+    assert metrics.RETRIES.labels("exchange-requests")._value.get() - retries_before == 4
+    assert elapsed >= 0.8
+    # ... and it keeps the route of the normal path and its body, for a replay
+    assert props.headers[h.H_ORIGINAL_EXCHANGE] == names.events_exchange
+    assert props.headers[h.H_ORIGINAL_ROUTING_KEY] == "TokenRedeemed"
+    assert json.loads(body)["event_id"] == str(event.event_id)
+    assert not any(k.startswith("x-death") for k in props.headers)
+
+
+@pytest.fixture
+def database_proxy(settings):
+    proxy = TcpProxy.in_front_of(settings.sqlalchemy_url, 5432)
+    proxy.up()
+    yield proxy
+    proxy.down()
+
+
+def test_a_database_outage_pauses_the_consumer_without_burning_attempts(
+    settings, container, topology, broker, database_proxy
+):
+    # Given a worker whose database goes away (a real network cut, through a proxy)
+    proxied = bootstrap(settings.model_copy(
+        update={"database_url": database_proxy.url_for(settings.sqlalchemy_url)}))
+    worker = Worker(proxied, WorkerOptions(roles=["exchange-requests"],
+                                           retry_delays=SHORT_RETRIES))
+    worker.start(topology)
+    try:
+        database_proxy.down()
+        event = redeemed_event(f"user-{uuid.uuid4().hex[:8]}")
+        retries_before = metrics.RETRIES.labels("exchange-requests")._value.get()
+        publish(broker, topology.names.events_exchange, "TokenRedeemed",
+                event.model_dump_json().encode(), str(event.event_id))
+        # When the outage lasts far longer than 5 attempts at 0.2 s would take
+        time.sleep(3)
+        # Then no attempt was spent and nothing was dead-lettered...
+        assert metrics.RETRIES.labels("exchange-requests")._value.get() == retries_before
+        assert dead_letters(broker, topology.names.dead_letter_queue,
+                            lambda p, b: p.message_id == str(event.event_id)) == []
+        # ... and once the database is back, the held message is handled.
+        database_proxy.up()
+        wait_until(lambda: request_exists(container.engine, event.token_id), timeout=30)
+        assert metrics.RETRIES.labels("exchange-requests")._value.get() == retries_before
+    finally:
+        worker.stop()
+        proxied.close()
