@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with throwaway_world() as env:
         machine = machine_info(env)
+        world = {"database": env.database_name, "broker_namespace": env.settings.broker_namespace}
         for name in BENCHMARKS:
             if name not in chosen:
                 continue
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
           f" RabbitMQ {machine['rabbitmq']}, Python {machine['python']}; {machine['date']};"
           f" {elapsed:.0f} s{' (--quick)' if args.quick else ''}")
     write_json(args.out, machine, {"quick": args.quick, "only": chosen, "sizes": vars(sizes)},
-               rows, elapsed)
+               rows, elapsed, world)
     return 1 if failed else 0
 
 

@@ -33,6 +33,7 @@ class BenchEnv:
     settings: Settings
     database_url: str  # plain libpq URL of the throwaway database (for psycopg2)
     run_id: str
+    database_name: str
     extra_queues: list[str]  # queues the baselines declared outside the topology
 
     def connect(self, autocommit: bool = False) -> Any:
@@ -73,6 +74,7 @@ def throwaway_world() -> Iterator[BenchEnv]:
         settings=settings,
         database_url=url.set(drivername="postgresql").render_as_string(hide_password=False),
         run_id=run_id,
+        database_name=str(url.database),
         extra_queues=[],
     )
     try:

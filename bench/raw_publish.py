@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import time
+import uuid
 
 import pika
 from pika.spec import Basic
@@ -17,13 +18,17 @@ from bench.environment import BenchEnv
 
 
 class PipelinedPublisher:
-    def __init__(self, params: pika.URLParameters, queue: str, body: bytes, total: int,
-                 window: int) -> None:
+    def __init__(self, params: pika.URLParameters, queue: str, bodies: list[bytes],
+                 window: int, declare: bool = True, message_type: str | None = None) -> None:
+        """Publish every body to ``queue`` (through the default exchange), declaring it a
+        quorum queue first if ``declare``."""
         self.params = params
         self.queue = queue
-        self.body = body
-        self.total = total
+        self.bodies = bodies
+        self.total = len(bodies)
         self.window = window
+        self.declare = declare
+        self.message_type = message_type
         self.sent = 0
         self.acked = 0
         self.nacked = 0
@@ -33,7 +38,6 @@ class PipelinedPublisher:
         self.started = 0.0
         self.finished = 0.0
         self.error: str | None = None
-        self.properties = pika.BasicProperties(delivery_mode=2, content_type="application/json")
 
     def run(self, timeout_s: float) -> None:
         self.connection = pika.SelectConnection(
@@ -61,10 +65,16 @@ class PipelinedPublisher:
     def _on_channel(self, channel: pika.channel.Channel) -> None:
         self.channel = channel
         channel.add_on_return_callback(self._on_return)
-        channel.queue_declare(self.queue, durable=True, arguments={"x-queue-type": "quorum"},
-                              callback=lambda _frame: channel.confirm_delivery(
-                                  ack_nack_callback=self._on_confirm,
-                                  callback=self._on_confirm_mode))
+
+        def confirm_mode(_frame: object = None) -> None:
+            channel.confirm_delivery(ack_nack_callback=self._on_confirm,
+                                     callback=self._on_confirm_mode)
+
+        if self.declare:
+            channel.queue_declare(self.queue, durable=True,
+                                  arguments={"x-queue-type": "quorum"}, callback=confirm_mode)
+        else:
+            confirm_mode()
 
     def _on_confirm_mode(self, _frame: object) -> None:
         self.started = time.perf_counter()
@@ -73,7 +83,10 @@ class PipelinedPublisher:
     def _fill(self) -> None:
         # Bounded in-flight window: never more than `window` unconfirmed publishes.
         while self.sent < self.total and len(self.outstanding) < self.window:
-            self.channel.basic_publish("", self.queue, self.body, self.properties,
+            properties = pika.BasicProperties(
+                delivery_mode=2, content_type="application/json", type=self.message_type,
+                message_id=str(uuid.uuid4()))
+            self.channel.basic_publish("", self.queue, self.bodies[self.sent], properties,
                                        mandatory=True)
             self.sent += 1
             self.outstanding.append(self.sent)  # delivery tags count from 1 per channel
@@ -105,14 +118,22 @@ class PipelinedPublisher:
             self.nacked += 1
 
 
+def publish_all(env: BenchEnv, queue: str, bodies: list[bytes], *, declare: bool,
+                message_type: str | None = None, window: int = 1000) -> float:
+    """Publish ``bodies`` to ``queue`` with confirms, pipelined; returns messages per
+    second from the first publish to the last confirm."""
+    params = pika.URLParameters(env.settings.amqp_url)
+    params.client_properties = {"connection_name": "bench pipelined publish"}
+    pub = PipelinedPublisher(params, queue, bodies, window, declare, message_type)
+    pub.run(timeout_s=120)
+    if pub.nacked or pub.returned or pub.acked != len(bodies):
+        raise RuntimeError(f"{pub.nacked} nacked, {pub.returned} returned, {pub.acked}"
+                           f" confirmed of {len(bodies)}")
+    return pub.acked / (pub.finished - pub.started)
+
+
 def publish_rate(env: BenchEnv, total: int, body: bytes, window: int = 1000) -> float:
-    """Messages per second, first publish to last confirm, to a fresh quorum queue."""
+    """The raw baseline: ``total`` copies of ``body`` to a fresh quorum queue."""
     queue = f"{env.settings.broker_namespace}.bench-raw"
     env.extra_queues.append(queue)  # removed with the namespace at the end of the run
-    params = pika.URLParameters(env.settings.amqp_url)
-    params.client_properties = {"connection_name": "bench raw publish"}
-    pub = PipelinedPublisher(params, queue, body, total, window)
-    pub.run(timeout_s=120)
-    if pub.nacked or pub.returned:
-        raise RuntimeError(f"{pub.nacked} nacked, {pub.returned} returned of {total}")
-    return pub.acked / (pub.finished - pub.started)
+    return publish_all(env, queue, [body] * total, declare=True, window=window)

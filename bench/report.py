@@ -89,9 +89,10 @@ def _clean(value: Any) -> Any:
 
 
 def write_json(path: Path, machine: dict[str, Any], args: dict[str, Any], rows: list[Row],
-               elapsed_s: float) -> None:
+               elapsed_s: float, world: dict[str, str]) -> None:
     document = {
         "machine": machine,
+        "world": world,
         "arguments": args,
         "elapsed_seconds": round(elapsed_s, 1),
         "figures": [_clean(asdict(r)) for r in rows],

@@ -23,7 +23,7 @@ FULL = Sizes(duration_s=10, http_connections=16, refund_tokens=20_000, expiry_to
              expiry_window_s=10, relay_rows=20_000, publish_messages=20_000,
              cost_small=10_000, cost_large=1_000_000, cost_samples=1_000)
 
-QUICK = Sizes(duration_s=1.5, http_connections=8, refund_tokens=1_000, expiry_tokens=400,
+QUICK = Sizes(duration_s=1.5, http_connections=8, refund_tokens=2_000, expiry_tokens=400,
               expiry_window_s=1, relay_rows=1_000, publish_messages=1_000,
               cost_small=1_000, cost_large=20_000, cost_samples=100)
 
