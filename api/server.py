@@ -55,6 +55,9 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
             "preload_app": False,  # each worker builds its app (and engine) after the fork
             "child_exit": _child_exit,
             "proc_name": "exchange-tokens-api",
+            # One fixed control socket per user would make two API instances on one host
+            # (tests, benchmarks) fight over it; signals are all we need.
+            "control_socket_disable": True,
         }
         for key, value in options.items():
             self.cfg.set(key, value)
