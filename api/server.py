@@ -60,7 +60,8 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
             "control_socket_disable": True,
         }
         for key, value in options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # control_socket_* exist from gunicorn 25 on
+                self.cfg.set(key, value)
 
     def load(self) -> Any:
         # Runs in the worker, after the fork: the engine's connections belong to it alone.
