@@ -148,3 +148,13 @@ def test_the_observability_services_are_optional(services: dict[str, Any]) -> No
         assert services[name]["profiles"] == ["observability"], name
     for name in ("postgres", "rabbitmq", *APP_SERVICES):
         assert "profiles" not in services[name], name
+
+
+def test_every_role_the_compose_file_runs_is_a_command_of_the_console_script(
+    services: dict[str, Any],
+) -> None:
+    from shared.cli import main
+
+    for name in APP_SERVICES:
+        command = services[name]["command"][0]
+        assert command in main.commands, f"{name} runs `exchange-tokens {command}`, which does not exist"
