@@ -78,19 +78,50 @@ def throwaway_world() -> Iterator[BenchEnv]:
         extra_queues=[],
     )
     try:
-        migrations.ensure_database(sqlalchemy_url)
-        migrations.upgrade(sqlalchemy_url)
-        conn = env.connect(autocommit=True)
-        try:
-            with conn.cursor() as cur:
-                create_bench_tables(cur)
-        finally:
-            conn.close()
+        _prepare_database(env)
         declare_topology(settings)
         yield env
     finally:
         _remove_broker_objects(env)
         admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
+
+
+def _prepare_database(env: BenchEnv) -> None:
+    """Create and migrate the database, plus the bench's own side table."""
+    migrations.ensure_database(env.settings.sqlalchemy_url)
+    migrations.upgrade(env.settings.sqlalchemy_url)
+    conn = env.connect(autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            create_bench_tables(cur)
+    finally:
+        conn.close()
+
+
+@contextmanager
+def sibling_database(env: BenchEnv, suffix: str) -> Iterator[BenchEnv]:
+    """A second migrated database beside the run's own (same server, same broker
+    namespace), dropped on exit: lets a benchmark compare two table sizes side by side."""
+    main = make_url(env.settings.sqlalchemy_url)
+    url = main.set(database=f"{main.database}_{suffix}")
+    sqlalchemy_url = url.render_as_string(hide_password=False)
+    sibling = BenchEnv(
+        settings=env.settings.model_copy(update={"database_url": sqlalchemy_url}),
+        database_url=url.set(drivername="postgresql").render_as_string(hide_password=False),
+        run_id=env.run_id,
+        database_name=str(url.database),
+        extra_queues=[],
+    )
+    try:
+        _prepare_database(sibling)
+        yield sibling
+    finally:
+        admin = create_engine(main.set(database="postgres"), isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))

@@ -45,7 +45,7 @@ def _num(x: float | None, unit: str = "") -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     if unit == "x":
-        return f"{x:.2f}x"
+        return f"{x:.2f}x" if x >= 0.1 else f"{x:.2g}x"
     if abs(x) >= 100:
         text = f"{x:,.0f}"
     elif abs(x) >= 10:
