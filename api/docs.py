@@ -17,7 +17,7 @@ from spectree.models import SecureType, SecuritySchemeData
 
 from schemas.api import ErrorResponse
 
-BEARER = {"bearerAuth": []}
+BEARER: dict[str, list[str]] = {"bearerAuth": []}
 
 # Errors any route may answer: a body over 64 KiB, a database away, a bug.
 COMMON_ERRORS = (413, 500, 503)

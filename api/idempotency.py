@@ -23,7 +23,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from shared.errors import DomainError, IdempotencyConflict
+from shared.errors import IdempotencyConflict
 from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.tables import IdempotencyKey
 from shared.services.deps import Deps
@@ -53,7 +53,7 @@ class Outcome:
 
     status: int = 200
     body: Any = None
-    refusal: DomainError | None = None
+    refusal: Exception | None = None  # a DomainError, raised after the commit
     replayed: bool = False
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -62,15 +62,15 @@ def _claim(session: Session, deps: Deps, scope: Scope) -> IdempotencyKey | None:
     """Claim the key, or return the live row that already holds it. An entry older than
     the 24 h window is taken over as if it were absent."""
     now = deps.clock.now()
-    stmt = pg_insert(IdempotencyKey).values(
+    insert = pg_insert(IdempotencyKey).values(
         caller=scope.caller, endpoint=scope.endpoint, key=scope.key,
         request_hash=scope.request_hash, response_status=PENDING, response_body={},
         created_at=now,
     )
-    stmt = stmt.on_conflict_do_update(
+    stmt = insert.on_conflict_do_update(
         index_elements=[IdempotencyKey.caller, IdempotencyKey.endpoint, IdempotencyKey.key],
-        set_={"request_hash": stmt.excluded.request_hash, "response_status": PENDING,
-              "response_body": {}, "created_at": stmt.excluded.created_at},
+        set_={"request_hash": insert.excluded.request_hash, "response_status": PENDING,
+              "response_body": {}, "created_at": insert.excluded.created_at},
         where=IdempotencyKey.created_at <= now - WINDOW,
     ).returning(IdempotencyKey.key)
     if session.execute(stmt).first() is not None:

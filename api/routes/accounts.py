@@ -6,6 +6,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify
 from spectree import SpecTree
+from sqlalchemy.orm import Session
 
 from api import idempotency
 from api.auth import authenticate
@@ -35,7 +36,7 @@ def blueprint(spec: SpecTree) -> Blueprint:
             raise invalid("user_id", f"must be 1 to {MAX_USER_ID} characters")
         scope = idempotency_scope(principal.sub, "credit", user_id, body.model_dump())
 
-        def effect(session):  # type: ignore[no-untyped-def]
+        def effect(session: Session) -> idempotency.Outcome:
             new_balance = credit_in(session, deps(), user_id, body.points, body.reason)
             return idempotency.Outcome(
                 status=201, body={"user_id": user_id, "balance": new_balance},

@@ -17,7 +17,7 @@ KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, as Stripe'
 
 
 def container() -> Container:
-    return current_app.extensions["container"]  # type: ignore[no-any-return]
+    return current_app.extensions["container"]
 
 
 def deps() -> Deps:
@@ -25,7 +25,7 @@ def deps() -> Deps:
 
 
 def metrics() -> Metrics:
-    return current_app.extensions["metrics"]  # type: ignore[no-any-return]
+    return current_app.extensions["metrics"]
 
 
 def idempotency_scope(caller: str, endpoint: str, *request_parts: Any) -> Scope | None:

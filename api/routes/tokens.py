@@ -6,6 +6,7 @@ import uuid
 
 from flask import Blueprint, Response, jsonify
 from spectree import SpecTree
+from sqlalchemy.orm import Session
 
 from api import idempotency, serializers
 from api.auth import authenticate
@@ -48,12 +49,12 @@ def blueprint(spec: SpecTree) -> Blueprint:  # noqa: C901 - one nested view per 
         body = parse(IssueRequest)
         scope = idempotency_scope(principal.sub, "issue", body.model_dump())
 
-        def effect(session):  # type: ignore[no-untyped-def]
+        def effect(session: Session) -> idempotency.Outcome:
             result, restored, refusal = issue_in(session, deps(), principal.sub, body.points,
                                                  body.reward)
             hooks = [lambda: log_restored(restored)]
             if refusal is not None:
-                return idempotency.Outcome(refusal=refusal, after_commit=hooks)  # type: ignore[arg-type]
+                return idempotency.Outcome(refusal=refusal, after_commit=hooks)
             assert result is not None
             hooks += [lambda: log_issued(result), metrics().issued.inc]
             return idempotency.Outcome(status=201, body=serializers.issued(result),

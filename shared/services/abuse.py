@@ -9,7 +9,9 @@ bumped by one atomic upsert, so every API process and thread shares them.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, literal_column, select
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.errors import TooManyAttempts
@@ -18,7 +20,7 @@ from shared.persistence.tables import RedeemFailures
 from shared.services.deps import Deps
 
 
-def _window(deps: Deps):  # type: ignore[no-untyped-def]
+def _window(deps: Deps) -> ColumnElement[datetime]:
     # The database's clock decides the minute (CONTRACT.md: one clock).
     return func.date_trunc("minute", deps.clock.now())
 
@@ -49,11 +51,11 @@ def record_redeem_failure(deps: Deps, merchant_id: str) -> int:
     """Count one failed attempt in the current window; returns the window's count."""
     with unit_of_work(deps.session_factory) as session:
         window = _window(deps)
-        stmt = pg_insert(RedeemFailures).values(
+        insert = pg_insert(RedeemFailures).values(
             merchant_id=merchant_id, window_start=window, failures=1
         )
         # Atomic increment: concurrent failures of one merchant queue on the row lock.
-        stmt = stmt.on_conflict_do_update(
+        stmt = insert.on_conflict_do_update(
             index_elements=[RedeemFailures.merchant_id, RedeemFailures.window_start],
             set_={"failures": RedeemFailures.failures + 1},
         ).returning(RedeemFailures.failures)
