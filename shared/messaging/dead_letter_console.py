@@ -116,7 +116,7 @@ def _result(outcomes: list[Outcome], **extra: Any) -> dict[str, Any]:
             "failed": len(outcomes) - done, **extra}
 
 
-def _audited(deps: Deps, actor: str, action: str, ids: list[str] | None, dry_run: bool):  # type: ignore[no-untyped-def]
+def _audited(deps: Deps, actor: str, action: str, ids: list[str] | None, dry_run: bool) -> int:
     """Open the audit row first: no database, no change to the broker."""
     return audit.begin(deps, actor, action, list(ids) if ids is not None else [ALL], dry_run)
 

@@ -13,9 +13,10 @@ import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from schemas.events import Event, TokenExpired, TokenIssued, TokenRedeemed, parse_event
@@ -39,7 +40,7 @@ class _Judge:
     session: Session
     clock: Clock
 
-    def _token(self, token_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    def _token(self, token_id: uuid.UUID) -> Row[str, int, datetime, datetime] | None:
         return self.session.execute(
             select(Token.status, Token.points, Token.expires_at, self.clock.now().label("now"))
             .where(Token.id == token_id)
