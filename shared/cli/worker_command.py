@@ -16,6 +16,7 @@ from shared.cli.common import settings_or_exit
 
 log = logging.getLogger("exchange_tokens.cli")
 
+STOP_TIMEOUT_SECONDS = 20.0  # then what has not stopped is killed
 ROLE_NAMES = ("relay", "schedule-expiry", "expire", "exchange-requests", "audit", "sweep")
 
 
@@ -57,36 +58,40 @@ def run_all() -> None:
         "api": subprocess.Popen([*base, "api"]),  # noqa: S603 - our own command
         "worker": subprocess.Popen([*base, "worker"]),  # noqa: S603
     }
-    stopping = False
+    stop_requested_at: float | None = None
 
-    def forward(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+    def stop_all(signum: int) -> None:
+        nonlocal stop_requested_at
+        if stop_requested_at is None:
+            stop_requested_at = time.monotonic()
         for child in children.values():
             if child.poll() is None:
                 child.send_signal(signum)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_all(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: stop_all(signum))
     failed = None
-    while any(c.poll() is None for c in children.values()):
-        for name, child in children.items():
-            if child.poll() is not None and not stopping:
-                failed = name
-                log.error("process exited; stopping the other",
-                          extra={"process": name, "status": child.returncode})
-                stopping = True
-                for other in children.values():
-                    if other.poll() is None:
-                        other.terminate()
-        time.sleep(0.2)
-    deadline = time.monotonic() + 15
-    for child in children.values():
-        try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-    codes = {name: c.returncode for name, c in children.items()}
-    if failed is not None or any(code not in (0, -signal.SIGINT, -signal.SIGTERM)
-                                 for code in codes.values()):
+    try:
+        while any(c.poll() is None for c in children.values()):
+            if stop_requested_at is None:
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        failed = name
+                        log.error("process exited; stopping the other",
+                                  extra={"child": name, "status": child.returncode})
+                        stop_all(signal.SIGTERM)
+                        break
+            elif time.monotonic() - stop_requested_at > STOP_TIMEOUT_SECONDS:
+                for child in children.values():
+                    if child.poll() is None:
+                        child.kill()
+            time.sleep(0.1)
+    finally:
+        for child in children.values():  # whatever happened, leave no orphan behind
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+
+    clean = (0, -signal.SIGINT, -signal.SIGTERM)
+    if failed is not None or any(c.returncode not in clean for c in children.values()):
         raise SystemExit(1)

@@ -1,0 +1,94 @@
+"""The broker away: the services keep working, the outbox holds the events, and every
+expiry still happens once the broker is back."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import threading
+import time
+
+import pytest
+
+from shared import services
+from tests.integration.workers.conftest import classify, unsent_count, wait_until
+from tests.integration.workers.tcp_proxy import TcpProxy
+from workers.worker import Worker, WorkerOptions
+
+ALL_BUT_SWEEP = ["relay", "schedule-expiry", "expire", "exchange-requests", "audit"]
+
+
+@pytest.fixture
+def broker_proxy(settings):
+    proxy = TcpProxy.in_front_of(settings.amqp_url, 5672)
+    yield proxy
+    proxy.down()
+
+
+def test_tokens_issued_while_the_broker_is_unreachable_all_expire_once_it_is_back(
+    container, deps, user, topology, broker_proxy
+):
+    # Given a worker whose only way to the broker is cut
+    worker = Worker(container, WorkerOptions(
+        roles=ALL_BUT_SWEEP, amqp_url=broker_proxy.url_for(container.settings.amqp_url)))
+    worker.start(topology)
+    try:
+        # When users keep issuing tokens
+        services.credit(deps, user, 200)
+        short = dataclasses.replace(deps, token_ttl_seconds=1, max_active_tokens=100)
+        backlog_before = unsent_count(container.engine)
+        ids = [services.issue(short, user, 10).token.id for _ in range(20)]
+        # Then the outbox holds their events, and nothing is refunded without the broker
+        assert unsent_count(container.engine) >= backlog_before + 20
+        time.sleep(2)
+        assert len(classify(container.engine, ids)["lost"]) == 20
+        # And once the broker is reachable again, every token is restored exactly once
+        broker_proxy.up()
+        wait_until(lambda: len(classify(container.engine, ids)["once"]) == 20, timeout=40,
+                   interval=0.2)
+        time.sleep(1)
+        assert classify(container.engine, ids)["duplicated"] == []
+        assert services.balance(deps, user) == 200
+    finally:
+        worker.stop()
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+def test_a_broker_restart_while_publishing_loses_no_expiry(
+    container, deps, user, topology, start_worker
+):
+    # Given a worker running every role but the sweep, and tokens issued without pause
+    start_worker(roles=ALL_BUT_SWEEP)
+    services.credit(deps, user, 10_000)
+    short = dataclasses.replace(deps, token_ttl_seconds=3, max_active_tokens=10_000)
+    ids: list = []
+    done = threading.Event()
+
+    def issue_steadily() -> None:
+        while not done.is_set():
+            ids.append(services.issue(short, user, 10).token.id)
+            time.sleep(0.02)
+
+    issuer = threading.Thread(target=issue_steadily, daemon=True)
+    issuer.start()
+    try:
+        time.sleep(1)
+        # When the broker application stops and starts again mid-stream
+        rabbitmqctl("stop_app")
+        time.sleep(1)
+    finally:
+        rabbitmqctl("start_app")
+        rabbitmqctl("await_startup")
+    time.sleep(1)
+    done.set()
+    issuer.join(5)
+    # Then every token issued before, during and after is restored exactly once
+    wait_until(lambda: not classify(container.engine, ids)["lost"], timeout=90, interval=0.5)
+    time.sleep(1)
+    result = classify(container.engine, ids)
+    assert result["duplicated"] == []
+    assert len(result["once"]) == len(ids) > 50
+    assert services.balance(deps, user) == 10_000
