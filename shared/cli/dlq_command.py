@@ -11,8 +11,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
+from pika.exceptions import AMQPConnectionError
+from sqlalchemy.exc import OperationalError
 
 from shared.bootstrap import Container, bootstrap
 from shared.cli.common import settings_or_exit, table
@@ -42,6 +45,9 @@ def _parking(settings: Settings) -> Iterator[ParkingQueue]:
         raise click.ClickException(
             f"unknown dead-letter id(s): {', '.join(exc.ids)} (see `dlq list`); nothing changed"
         ) from None
+    except AMQPConnectionError as exc:
+        raise click.ClickException(f"broker unreachable at {_redact(settings.amqp_url)} "
+                                   f"({exc!r}); nothing changed") from None
 
 
 @contextmanager
@@ -49,8 +55,20 @@ def _database(settings: Settings) -> Iterator[Container]:
     container = bootstrap(settings, pool_size=1)
     try:
         yield container
+    except OperationalError as exc:
+        # The audit row is written before the broker is touched: no database, no change.
+        raise click.ClickException(
+            f"database unavailable ({str(exc.orig).strip().splitlines()[0]}); the audit trail "
+            "needs it, so nothing was changed"
+        ) from None
     finally:
         container.close()
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}:{parts.port or 5672}{parts.path}"
 
 
 def _ids_or_all(ids: tuple[str, ...], all_: bool) -> list[str] | None:

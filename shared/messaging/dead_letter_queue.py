@@ -59,6 +59,7 @@ class ParkingQueue:
         self.connection = connection
         self.names = names
         self._confirming: BlockingChannel | None = None
+        self._exchange_checks: dict[str, str | None] = {}
 
     @classmethod
     @contextmanager
@@ -151,11 +152,15 @@ class ParkingQueue:
             return "no original exchange or routing key in its headers"
         if exchange == "":  # the default exchange always exists
             return None
+        if exchange not in self._exchange_checks:  # one passive declare per exchange
+            self._exchange_checks[exchange] = self._missing(exchange)
+        return self._exchange_checks[exchange]
+
+    def _missing(self, exchange: str) -> str | None:
         channel = self.connection.channel()
         try:
             channel.exchange_declare(exchange, passive=True)
-        except ChannelClosedByBroker as exc:
+        except ChannelClosedByBroker as exc:  # 404 closes the channel, not the connection
             return f"exchange {exchange!r} does not exist ({exc.reply_code})"
-        if channel.is_open:
-            channel.close()
+        channel.close()
         return None

@@ -168,7 +168,8 @@ def broker(dlq_settings: Settings, topology: Topology) -> Iterator[Broker]:
 class Cli:
     settings: Settings
 
-    def __call__(self, *args: str, input: str | None = None, user: str = "night-shift") -> Result:
+    def __call__(self, *args: str, input: str | None = None, user: str = "night-shift",
+                 **overrides: str) -> Result:
         env = {
             "DATABASE_URL": self.settings.database_url,
             "AMQP_URL": self.settings.amqp_url,
@@ -177,6 +178,7 @@ class Cli:
             "JWT_SECRET": TEST_JWT_SECRET,
             "USER": user,
             "LOG_LEVEL": "INFO",
+            **overrides,
         }
         root = logging.getLogger()
         handlers, level = root.handlers[:], root.level

@@ -201,3 +201,22 @@ def test_dry_run_says_what_each_message_would_do_and_changes_nothing(
     table = cli("replay", "--id", list(expected)[2], "--dry-run")
     assert "token expired: would restore 20 points" in table.stdout
     assert "nothing changed" in table.stdout
+
+
+def test_without_the_database_a_replay_changes_nothing(cli, broker, topology):
+    dead_letter_id = broker.park(issued())
+    probe = broker.probe(topology.names.events_exchange, "TokenIssued")
+
+    result = cli("replay", "--all", DATABASE_URL="postgresql://postgres@127.0.0.1:9/none")
+
+    assert result.exit_code == 1
+    assert "database unavailable" in result.output and "nothing was changed" in result.output
+    assert broker.drain(probe) == []
+    assert ids_in_parking(cli) == [dead_letter_id]
+
+
+def test_an_unreachable_broker_is_reported_plainly(cli):
+    result = cli("list", AMQP_URL="amqp://guest:guest@127.0.0.1:9/%2F")
+
+    assert result.exit_code == 1
+    assert "broker unreachable at amqp://127.0.0.1:9/%2F" in result.output
