@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from shared.errors import DomainError, TokenAlreadyRedeemed, TokenNotFound
 from shared.persistence.database import retry_transaction, unit_of_work
-from shared.persistence.tables import Token
+from shared.persistence.tables import LedgerEntry, Token
 from shared.services.deps import Deps
-from shared.services.lookup import gone, refund_of_token
+from shared.services.lookup import gone, refund_of_token, settled_fate
 from shared.services.restore import (
     CANCELLED,
     EXPIRED,
@@ -49,7 +49,12 @@ def cancel(deps: Deps, user_id: str, token_id: uuid.UUID) -> Cancelled:
                 restored = restore_tokens(
                     session, deps.clock, mine & expired_condition(deps.clock), EXPIRED
                 )
-                refusal = gone(existing.points, EXPIRED)
+                refusal = gone(existing.points, EXPIRED) if restored else settled_fate(
+                    # A concurrent redeem or expiry won the row: say what really happened.
+                    session, mine,
+                    (LedgerEntry.token_id == token_id) & (LedgerEntry.user_id == user_id),
+                    existing.points,
+                )
         session.commit()
     log_restored(restored)
     if refusal is not None:

@@ -7,8 +7,8 @@ import uuid
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from shared.errors import TokenExpired
-from shared.persistence.tables import LedgerEntry
+from shared.errors import DomainError, TokenAlreadyRedeemed, TokenExpired
+from shared.persistence.tables import LedgerEntry, Token
 
 
 def refund_of(session: Session, condition: ColumnElement[bool]) -> TokenExpired | None:
@@ -37,3 +37,17 @@ def gone(points: int, reason: str | None) -> TokenExpired:
         points_restored=points,
         reason=reason,
     )
+
+
+def settled_fate(
+    session: Session, live: ColumnElement[bool], refunded: ColumnElement[bool], points: int
+) -> DomainError:
+    """The answer for a token we saw active and past its expiry but did not restore.
+
+    Each transaction has its own ``now()``: one that began a moment earlier may still have
+    redeemed or cancelled the token. Our restore waited for that transaction's row lock,
+    so this fresh read (READ COMMITTED: a new snapshot per statement) sees who won.
+    """
+    if session.execute(select(Token.status).where(live)).scalar() == "redeemed":
+        return TokenAlreadyRedeemed("this token was already redeemed")
+    return refund_of(session, refunded) or gone(points, None)

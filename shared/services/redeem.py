@@ -12,7 +12,7 @@ from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.outbox import record_events
 from shared.persistence.tables import LedgerEntry, Token
 from shared.services.deps import Deps
-from shared.services.lookup import gone, refund_of
+from shared.services.lookup import gone, refund_of, settled_fate
 from shared.services.restore import EXPIRED, expired_condition, log_restored, restore_tokens
 from shared.services.views import Restored, TokenView
 
@@ -30,6 +30,7 @@ def redeem(deps: Deps, code: str, merchant_id: str) -> TokenView:
     """
     restored: list[Restored] = []
     refusal: DomainError | None = None
+    past_expiry = None
     with unit_of_work(deps.session_factory) as session:
         now = deps.clock.now()
         row = session.execute(
@@ -49,7 +50,8 @@ def redeem(deps: Deps, code: str, merchant_id: str) -> TokenView:
             owner = token.user_id
         else:
             existing = session.execute(
-                select(Token.user_id, Token.status, Token.points).where(Token.code == code)
+                select(Token.id, Token.user_id, Token.status, Token.points)
+                .where(Token.code == code)
             ).first()
             if existing is None:
                 refusal = refund_of(session, LedgerEntry.token_code == code) or TokenNotFound(
@@ -62,11 +64,18 @@ def redeem(deps: Deps, code: str, merchant_id: str) -> TokenView:
             else:  # active but past its expiry: the refund is certain; apply it now
                 refusal = gone(existing.points, EXPIRED)
                 owner = existing.user_id
+                past_expiry = existing
         if owner is not None:  # the original system's "cleanup on validation"
             restored = restore_tokens(
                 session, deps.clock, expired_condition(deps.clock) & (Token.user_id == owner),
                 EXPIRED,
             )
+            if past_expiry is not None and all(r.token_id != past_expiry.id for r in restored):
+                # A concurrent redeem or cancel won the row: say what really happened.
+                refusal = settled_fate(
+                    session, Token.code == code, LedgerEntry.token_code == code,
+                    past_expiry.points,
+                )
         session.commit()
     log_restored(restored)
     if refusal is not None:
