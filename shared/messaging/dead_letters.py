@@ -253,8 +253,10 @@ class DeadLetter:
             message_id=p.message_id,
             timestamp=p.timestamp,
             type=p.type,
-            user_id=p.user_id,
             app_id=p.app_id,
+            # Not user_id: the broker checks it against the publishing login and would
+            # refuse the replay if ops connect as another user. Not expiration: a replay
+            # must not evaporate before it is handled.
         )
 
     def summary(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -108,22 +109,34 @@ class Broker:
         )
         return message_id
 
-    def park_by_broker(self, event: dict[str, Any]) -> None:
-        """Let RabbitMQ itself dead-letter an event: publish it (without message_id) to the
-        events exchange, then reject it from the exchange-requests quorum queue until its
-        delivery limit is exceeded. The parked copy carries only the broker's x-death."""
-        queue = self.topo.names.consumer_queue("exchange-requests")
+    def park_by_broker(
+        self,
+        event: dict[str, Any],
+        *,
+        exchange: str | None = None,
+        routing_key: str | None = None,
+        consumer: str = "exchange-requests",
+    ) -> None:
+        """Let RabbitMQ itself dead-letter an event: publish it (without message_id, by
+        default to the events exchange), then reject it from the consumer's quorum queue
+        until its delivery limit is exceeded. The parked copy carries only the broker's
+        x-death."""
+        queue = self.topo.names.consumer_queue(consumer)
         self.channel.basic_publish(
-            self.topo.names.events_exchange, event["type"], json.dumps(event).encode(),
+            exchange or self.topo.names.events_exchange, routing_key or event["type"],
+            json.dumps(event).encode(),
             pika.BasicProperties(delivery_mode=2, content_type="application/json"),
             mandatory=True,
         )
         before = self.depth()
-        for _ in range(DELIVERY_LIMIT + 5):
+        rejected, deadline = 0, time.monotonic() + 10
+        while rejected <= DELIVERY_LIMIT and time.monotonic() < deadline:
             method, _props, _body = self.channel.basic_get(queue, auto_ack=False)
-            if method is None:
-                break
+            if method is None:  # still on its way (through the delay chain, say)
+                self.channel.connection.sleep(0.05)
+                continue
             self.channel.basic_nack(method.delivery_tag, requeue=True)
+            rejected += 1
         for _ in range(50):  # at-least-once dead-lettering completes asynchronously
             if self.depth() > before:
                 return

@@ -12,6 +12,7 @@ from schemas.events import TokenRedeemed
 from shared import services
 from shared.clock import FixedClock
 from shared.messaging.names import H_ATTEMPTS, H_EXCEPTION, H_REASON, H_REPLAYED, H_STACK
+from shared.messaging.topology import delay_routing_key
 from shared.services.deps import Deps
 from tests.integration.dlq.builders import (
     expire_routing_key,
@@ -220,3 +221,26 @@ def test_an_unreachable_broker_is_reported_plainly(cli):
 
     assert result.exit_code == 1
     assert "broker unreachable at amqp://127.0.0.1:9/%2F" in result.output
+
+
+def test_a_timer_the_broker_dead_lettered_after_the_delay_chain_replays_to_the_expire_queue(
+    cli, broker, topology
+):
+    # Given a timer that waited in the delay chain, then crashed its worker until the
+    # expire queue's delivery limit parked it (x-death also lists the delay queue)
+    command = expiry_command(uuid.uuid4(), "u-1", 5, datetime.now(UTC))
+    broker.park_by_broker(command, exchange=topology.delay_entry,
+                          routing_key=delay_routing_key(100, "expire"), consumer="expire")
+    (row,) = json.loads(cli("list", "--json").stdout)["messages"]
+    assert row["reason"] == "delivery_limit"
+    assert row["original_queue"] == topology.names.consumer_queue("expire")
+    # The latest death, not x-first-death (which names the first delay queue)
+    assert row["original_exchange"] == topology.delayed_exchange
+
+    result = cli("replay", "--id", row["id"])
+
+    assert result.exit_code == 0, result.output
+    ((props, body),) = broker.drain(topology.names.consumer_queue("expire"))
+    assert json.loads(body) == command
+    assert "x-death" not in props.headers
+    assert broker.depth() == 0
