@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench import api_issue, cost_curve, lateness, memory, refunds, relay
 from bench.context import Context, NotMeasured
-from bench.environment import BenchEnv, machine_info, throwaway_world
+from bench.environment import BenchEnv, machine_info, reset, throwaway_world
 from bench.report import Row, missing, render_table, write_json
 from bench.sizes import Sizes, sizes_for
 
@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             print(f"[bench] {name} ...", file=sys.stderr, flush=True)
             try:
+                if name != "memory":
+                    reset(env)  # each benchmark starts from empty tables and queues
                 rows.extend(bench(env, sizes, ctx))
             except NotMeasured as exc:
                 rows.append(missing(figure, name, "", str(exc)))

@@ -52,12 +52,12 @@ def _serve_and_load(name: str, argv: list[str], env: BenchEnv, sizes: Sizes,
         wait_for_port(proc, port)
         httpload.wait_ready(port)
         request_for = per_connection.__getitem__
-        httpload.closed_loop(port, sizes.http_connections, request_for, 0.5, warmup_s=0.5)
-        peak = httpload.closed_loop(port, sizes.http_connections, request_for, sizes.duration_s)
+        peak = httpload.closed_loop(port, sizes.http_connections, request_for, sizes.duration_s,
+                                    warmup_s=sizes.warmup_s)
         paced = None
         if half_rate and peak.rate > 0:
             paced = httpload.open_loop(port, sizes.http_connections, request_for,
-                                       peak.rate / 2, sizes.duration_s)
+                                       peak.rate / 2, sizes.duration_s, warmup_s=sizes.warmup_s)
         memory = rss_mb(proc.pid)
     return peak, paced, memory
 
@@ -74,7 +74,8 @@ def run(env: BenchEnv, sizes: Sizes, ctx: Context) -> list[Row]:
     hello, _, _ = _serve_and_load("hello", [sys.executable, "-m", "bench.hello_server"], env,
                                   sizes, per_connection, half_rate=False)
     sql_users = _seed_users(env, "sql", 400)
-    sql_rate = plain_sql.issue_rate(env, sql_users, sizes.duration_s, connections=4)
+    sql_rate = plain_sql.issue_rate(env, sql_users, sizes.duration_s, connections=4,
+                                    warmup_s=sizes.warmup_s)
     peak, paced, memory = _serve_and_load("api", [str(api), "api"], env, sizes,
                                           per_connection, half_rate=True)
     ctx.memory_mb["api"] = memory

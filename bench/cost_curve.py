@@ -23,19 +23,6 @@ BLOCKS = 10
 MEASURED = "mm"  # prefix of the users whose calls are timed
 
 
-def _empty_tables(env: BenchEnv) -> None:
-    """Start from empty tables: the benchmarks before this one left tokens behind, which
-    would blur the sizes. (TRUNCATE is not UPDATE or DELETE: the ledger's append-only
-    trigger does not fire; this is the throwaway database of this run.)"""
-    conn = env.connect(autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("TRUNCATE exchange_tokens, ledger, accounts, outbox, exchange_requests,"
-                        " processed_messages, idempotency_keys, bench_expiry")
-    finally:
-        conn.close()
-
-
 def _fill(env: BenchEnv, rows: int, samples: int) -> tuple[int, int]:
     """``rows`` tokens (9 in 10 redeemed, the rest active for a day) with their debit rows
     and the accounts' credits, the users whose calls are timed, then VACUUM ANALYZE so the
@@ -78,7 +65,6 @@ def _block(container: Container, users: range, issue_times: list[float],
 
 def run(env: BenchEnv, sizes: Sizes, ctx: Context) -> list[Row]:
     samples = sizes.cost_samples
-    _empty_tables(env)
     with sibling_database(env, "small") as small_env:
         counts = {"small": _fill(small_env, sizes.cost_small, samples),
                   "large": _fill(env, sizes.cost_large, samples)}

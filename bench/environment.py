@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.seed import create_bench_tables
-from shared.messaging.topology import connect, declare_topology, delete_topology
+from shared.messaging.topology import Topology, connect, declare_topology, delete_topology
 from shared.persistence import migrate as migrations
 from shared.settings import Settings, normalise_database_url
 
@@ -127,6 +127,27 @@ def sibling_database(env: BenchEnv, suffix: str) -> Iterator[BenchEnv]:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
         finally:
             admin.dispose()
+
+
+def reset(env: BenchEnv) -> None:
+    """Empty tables and queues between benchmarks: what one left behind (unsent outbox rows,
+    unconsumed audit messages, tokens that would expire later) must not load the next.
+    TRUNCATE is not UPDATE or DELETE, so the ledger's append-only trigger does not fire;
+    this is the run's own throwaway database."""
+    conn = env.connect(autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("TRUNCATE exchange_tokens, ledger, accounts, outbox, exchange_requests,"
+                        " processed_messages, idempotency_keys, bench_expiry")
+    finally:
+        conn.close()
+    connection = connect(env.settings, name="bench reset")
+    try:
+        channel = connection.channel()
+        for queue in [*Topology.for_settings(env.settings).queues(), *env.extra_queues]:
+            channel.queue_purge(queue)
+    finally:
+        connection.close()
 
 
 def _remove_broker_objects(env: BenchEnv) -> None:

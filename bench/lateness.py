@@ -71,7 +71,7 @@ def _wait_ready(env: BenchEnv, procs: list, label: str) -> None:
         with conn.cursor() as cur:
             seed.seed_accounts(cur, label, 1, 1, spare=0)
             seed.seed_tokens(cur, label, 1, 1, outbox=True, remember_expiry=True, label=label,
-                             expires_sql="now() + interval '1 second'")
+                             expires_sql="now() + interval '0.5 second'")
             conn.commit()
             deadline = time.monotonic() + 60
             while not _refunded(cur, label):

@@ -67,14 +67,15 @@ def _threads(env: BenchEnv, connections: int, body: Callable[[int, Any], int]) -
     return sum(counts)
 
 
-def issue_rate(env: BenchEnv, users: list[str], duration_s: float, connections: int = 4) -> float:
+def issue_rate(env: BenchEnv, users: list[str], duration_s: float, connections: int = 4,
+               warmup_s: float = 1.0) -> float:
     """Issue transactions per second (debit, token, ledger, outbox) from ``connections``
     connections for ``duration_s``, each connection on its own users."""
 
     def body(i: int, cur: Any) -> int:
         mine = users[i::connections]
         n = 0
-        warm_until = time.monotonic() + 0.5
+        warm_until = time.monotonic() + warmup_s
         while time.monotonic() < warm_until:
             _issue_once(cur, mine[n % len(mine)])
             n += 1

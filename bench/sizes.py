@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 @dataclass(frozen=True)
 class Sizes:
     duration_s: float  # each HTTP and plain-SQL throughput phase
+    warmup_s: float  # before each of them
     http_connections: int
     refund_tokens: int  # expired tokens refunded by each side of the refund figure
     expiry_tokens: int  # tokens expiring in the lateness figure
@@ -19,13 +20,13 @@ class Sizes:
     cost_samples: int  # issue and redeem calls timed at each size
 
 
-FULL = Sizes(duration_s=10, http_connections=16, refund_tokens=20_000, expiry_tokens=20_000,
+FULL = Sizes(duration_s=10, warmup_s=2, http_connections=16, refund_tokens=20_000, expiry_tokens=20_000,
              expiry_window_s=10, relay_rows=20_000, publish_messages=20_000,
              cost_small=10_000, cost_large=1_000_000, cost_samples=1_000)
 
-QUICK = Sizes(duration_s=1.5, http_connections=8, refund_tokens=2_000, expiry_tokens=400,
-              expiry_window_s=1, relay_rows=1_000, publish_messages=1_000,
-              cost_small=1_000, cost_large=20_000, cost_samples=100)
+QUICK = Sizes(duration_s=1.0, warmup_s=0.3, http_connections=8, refund_tokens=1_500,
+              expiry_tokens=300, expiry_window_s=1, relay_rows=1_000, publish_messages=1_000,
+              cost_small=1_000, cost_large=10_000, cost_samples=60)
 
 
 def sizes_for(quick: bool, tokens: int | None, duration: float | None) -> Sizes:
