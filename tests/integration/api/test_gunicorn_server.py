@@ -41,6 +41,7 @@ def server(settings, tmp_path):
         "PORT": str(port),
         "WEB_CONCURRENCY": "2",
         "WEB_THREADS": "2",
+        "TMPDIR": str(tmp_path),  # where the command makes its metrics directory
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     stderr = (tmp_path / "stderr.log").open("w+")
@@ -58,7 +59,7 @@ def server(settings, tmp_path):
             assert proc.poll() is None, Path(stderr.name).read_text()
             assert time.monotonic() < deadline, "the API did not come up within 30 s"
             time.sleep(0.2)
-        yield proc, base, Path(stderr.name)
+        yield proc, base, Path(stderr.name), tmp_path
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -71,7 +72,9 @@ def bearer(sub: str, role: str) -> dict[str, str]:
 
 
 def test_the_api_command_serves_counts_across_workers_and_stops_on_sigterm(server, user):
-    proc, base, stderr = server
+    proc, base, stderr, tmp = server
+    [metrics_dir] = tmp.glob("exchange-tokens-metrics-*")
+    assert any(metrics_dir.glob("*.db"))  # the workers write their samples there
     # Given points, when a token is issued through gunicorn, then it is answered as usual.
     r = requests.post(f"{base}/api/accounts/{user}/credits", json={"points": 10},
                       headers=bearer("ops", "admin"), timeout=5)
@@ -92,6 +95,7 @@ def test_the_api_command_serves_counts_across_workers_and_stops_on_sigterm(serve
     # When SIGTERM arrives, then gunicorn stops gracefully within 10 s.
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
+    assert not metrics_dir.exists()  # removed on exit: the next start begins from zero
 
     lines = [line for line in stderr.read_text().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is one JSON object
