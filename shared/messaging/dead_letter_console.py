@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.messaging import dead_letter_audit as audit
@@ -116,9 +117,34 @@ def _result(outcomes: list[Outcome], **extra: Any) -> dict[str, Any]:
             "failed": len(outcomes) - done, **extra}
 
 
-def _audited(deps: Deps, actor: str, action: str, ids: list[str] | None, dry_run: bool) -> int:
-    """Open the audit row first: no database, no change to the broker."""
-    return audit.begin(deps, actor, action, list(ids) if ids is not None else [ALL], dry_run)
+@dataclass
+class _Trail:
+    """The audit row of one command and the outcomes it collects."""
+
+    id: int
+    outcomes: list[Outcome] = field(default_factory=list)
+    result: dict[str, Any] | None = None  # set by a dry run; else built from the outcomes
+
+
+@contextmanager
+def _audit_trail(
+    deps: Deps, actor: str, action: str, ids: list[str] | None, dry_run: bool = False
+) -> Iterator[_Trail]:
+    """Open the audit row BEFORE touching the broker (no database, no change), complete it
+    with each id's outcome, or with what happened if the command stopped half-way."""
+    trail = _Trail(audit.begin(deps, actor, action, list(ids) if ids is not None else [ALL],
+                               dry_run))
+    try:
+        yield trail
+    except UnknownIds as exc:
+        audit.finish(deps, trail.id, ids or [], {"status": "refused", "unknown_ids": exc.ids})
+        raise
+    except Exception as exc:
+        audit.finish(deps, trail.id, [o.letter.id for o in trail.outcomes],
+                     _result(trail.outcomes, status="interrupted", error=repr(exc)))
+        raise
+    audit.finish(deps, trail.id, [o.letter.id for o in trail.outcomes],
+                 trail.result or _result(trail.outcomes))
 
 
 def replay(
@@ -134,36 +160,39 @@ def replay(
 
     Raises :class:`UnknownIds` before changing anything if an id is not there.
     """
-    audit_id = _audited(deps, actor, "replay", ids, dry_run)
-    outcomes: list[Outcome] = []
-    try:
+    with _audit_trail(deps, actor, "replay", ids, dry_run) as trail:
         with queue.hold() as held:
             chosen = _choose(held, ids)
-            _release_others(held, chosen)
             if dry_run:
-                said = verdicts(deps, [p.letter for p in chosen], queue.exchange_problem)
-                outcomes = [Outcome(p.letter, said[i]) for i, p in enumerate(chosen)]
-                for o in outcomes:
-                    _log("replay", o, actor, dry_run=True)
+                letters = [p.letter for p in chosen]
             else:
-                pacer = _Pacer(queue, rate)
-                for parked in chosen:
-                    pacer.wait()
-                    o = Outcome(parked.letter, queue.republish(parked.letter))
-                    # The transactional move: ack only after the broker confirmed the copy.
-                    (held.ack if o.ok else held.release)(parked)
-                    outcomes.append(o)
-                    _log("replay", o, actor)
-    except UnknownIds as exc:
-        audit.finish(deps, audit_id, ids or [], {"status": "refused", "unknown_ids": exc.ids})
-        raise
-    except Exception as exc:
-        audit.finish(deps, audit_id, [o.letter.id for o in outcomes],
-                     _result(outcomes, status="interrupted", error=repr(exc)))
-        raise
-    audit.finish(deps, audit_id, [o.letter.id for o in outcomes],
-                 _result(outcomes, rate=rate) if not dry_run else
-                 {"status": "dry run", "verdicts": {o.letter.id: o.outcome for o in outcomes}})
+                _release_others(held, chosen)
+                _move(queue, held, chosen, rate, actor, trail.outcomes)
+        if dry_run:  # judged after handing every message back: a dry run holds nothing
+            trail.outcomes.extend(_judge(deps, queue, letters, actor))
+            trail.result = {"status": "dry run",
+                            "verdicts": {o.letter.id: o.outcome for o in trail.outcomes}}
+    return trail.outcomes
+
+
+def _move(queue: ParkingQueue, held: Held, chosen: list[Parked], rate: float | None,
+          actor: str, outcomes: list[Outcome]) -> None:
+    pacer = _Pacer(queue, rate)
+    for parked in chosen:
+        pacer.wait()
+        o = Outcome(parked.letter, queue.republish(parked.letter))
+        # The transactional move: ack only after the broker confirmed the copy; a copy
+        # that was not confirmed leaves the dead letter where it was.
+        (held.ack if o.ok else held.release)(parked)
+        outcomes.append(o)
+        _log("replay", o, actor)
+
+
+def _judge(deps: Deps, queue: ParkingQueue, letters: list[DeadLetter], actor: str) -> list[Outcome]:
+    said = verdicts(deps, letters, queue.exchange_problem)
+    outcomes = [Outcome(letter, said[i]) for i, letter in enumerate(letters)]
+    for o in outcomes:
+        _log("replay", o, actor, dry_run=True)
     return outcomes
 
 
@@ -174,26 +203,15 @@ def purge(
 
     ``missing_ok``: ids gone meanwhile (replayed by someone else) are skipped, not refused.
     """
-    audit_id = _audited(deps, actor, "purge", ids, False)
-    outcomes: list[Outcome] = []
-    try:
-        with queue.hold() as held:
-            if missing_ok and ids is not None:
-                present = {p.letter.id for p in held.items}
-                ids = [i for i in ids if i in present]
-            chosen = _choose(held, ids)
-            _release_others(held, chosen)
-            for parked in chosen:
-                held.ack(parked)
-                o = Outcome(parked.letter, PURGED)
-                outcomes.append(o)
-                _log("purge", o, actor)
-    except UnknownIds as exc:
-        audit.finish(deps, audit_id, ids or [], {"status": "refused", "unknown_ids": exc.ids})
-        raise
-    except Exception as exc:
-        audit.finish(deps, audit_id, [o.letter.id for o in outcomes],
-                     _result(outcomes, status="interrupted", error=repr(exc)))
-        raise
-    audit.finish(deps, audit_id, [o.letter.id for o in outcomes], _result(outcomes))
-    return outcomes
+    with _audit_trail(deps, actor, "purge", ids) as trail, queue.hold() as held:
+        if missing_ok and ids is not None:
+            present = {p.letter.id for p in held.items}
+            ids = [i for i in ids if i in present]
+        chosen = _choose(held, ids)
+        _release_others(held, chosen)
+        for parked in chosen:
+            held.ack(parked)
+            o = Outcome(parked.letter, PURGED)
+            trail.outcomes.append(o)
+            _log("purge", o, actor)
+    return trail.outcomes
