@@ -1,0 +1,225 @@
+"""The reconciler: prove the books balance, or say exactly what is wrong and where.
+
+Every check is one set-based SQL statement (hash aggregates and joins, no loop over rows
+in Python), so it stays fast on millions of ledger rows; only the problem rows come back.
+Both statements read one REPEATABLE READ snapshot: every service commits its whole state
+change in one transaction, so any snapshot of a healthy system satisfies every check,
+even while workers, the API and sweeps run.
+
+Per account:
+  balance_differs_from_ledger  balance ≠ sum of the account's ledger rows
+  points_not_conserved         credits ≠ balance + points of active and redeemed tokens
+
+Per token (the ledger keeps one debit per token, and one refund once it is restored):
+  live_token_debit_mismatch       an active or redeemed token without exactly one debit of
+                                  its points, by its owner
+  restored_token_still_live       a token with a refund that is still active or redeemed
+  restored_token_debit_mismatch   a refund without exactly one debit, or of another amount
+  multiple_refunds                more than one refund for one token
+  restored_token_redeemed         a refunded token that also has an exchange request
+  debit_without_token             a debit whose token is neither live nor refunded: its
+                                  points were neither redeemed nor restored
+  overdue_active_token            still active more than the grace period past expires_at
+                                  (a lost timer the sweep has not caught yet): `--fix`
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from shared.persistence.database import unit_of_work
+from shared.services.deps import Deps
+from shared.services.sweep import sweep, sweep_all
+from shared.services.views import Restored
+
+DEFAULT_GRACE_SECONDS = 60.0
+MAX_PROBLEMS = 10_000  # per check family: enough to act on, bounded if the books are wrecked
+OVERDUE = "overdue_active_token"
+SWEEP_BATCH = 500
+
+ACCOUNT_CHECKS = """
+WITH per_user AS (
+    SELECT user_id,
+           sum(amount) AS ledger_sum,
+           coalesce(sum(amount) FILTER (WHERE kind = 'credit'), 0) AS credits
+    FROM ledger GROUP BY user_id
+), live AS (
+    SELECT user_id,
+           coalesce(sum(points) FILTER (WHERE status = 'active'), 0) AS active,
+           coalesce(sum(points) FILTER (WHERE status = 'redeemed'), 0) AS redeemed
+    FROM exchange_tokens GROUP BY user_id
+), books AS (
+    SELECT coalesce(a.user_id, l.user_id, t.user_id) AS user_id,
+           a.balance,
+           coalesce(l.ledger_sum, 0) AS ledger_sum,
+           coalesce(l.credits, 0) AS credits,
+           coalesce(t.active, 0) AS active,
+           coalesce(t.redeemed, 0) AS redeemed
+    FROM accounts a
+    FULL JOIN per_user l ON l.user_id = a.user_id
+    FULL JOIN live t ON t.user_id = coalesce(a.user_id, l.user_id)
+)
+SELECT c.kind, b.user_id, b.balance, b.ledger_sum, b.credits, b.active, b.redeemed
+FROM books b
+CROSS JOIN LATERAL (VALUES
+    ('balance_differs_from_ledger', coalesce(b.balance, 0) <> b.ledger_sum),
+    ('points_not_conserved', b.credits <> coalesce(b.balance, 0) + b.active + b.redeemed)
+) AS c(kind, failed)
+WHERE c.failed
+ORDER BY b.user_id, c.kind
+LIMIT :max_problems
+"""
+
+LIFECYCLE_CHECKS = """
+WITH per_token AS (
+    SELECT token_id,
+           count(*) FILTER (WHERE kind = 'debit') AS debits,
+           count(*) FILTER (WHERE kind = 'refund') AS refunds,
+           coalesce(-sum(amount) FILTER (WHERE kind = 'debit'), 0) AS debited,
+           coalesce(sum(amount) FILTER (WHERE kind = 'refund'), 0) AS refunded,
+           min(user_id) AS user_id,
+           count(DISTINCT user_id) AS users
+    FROM ledger WHERE token_id IS NOT NULL GROUP BY token_id
+), tokens AS (
+    SELECT coalesce(t.id, p.token_id) AS token_id,
+           coalesce(t.user_id, p.user_id) AS user_id,
+           t.status, t.points, t.expires_at,
+           coalesce(p.debits, 0) AS debits, coalesce(p.refunds, 0) AS refunds,
+           coalesce(p.debited, 0) AS debited, coalesce(p.refunded, 0) AS refunded,
+           p.user_id AS ledger_user, coalesce(p.users, 0) AS ledger_users,
+           r.token_id IS NOT NULL AS has_request
+    FROM per_token p
+    FULL JOIN exchange_tokens t ON t.id = p.token_id
+    LEFT JOIN exchange_requests r ON r.token_id = coalesce(t.id, p.token_id)
+)
+SELECT c.kind, k.token_id, k.user_id, k.status, k.points, k.expires_at, k.debits, k.refunds,
+       k.debited, k.refunded, k.has_request
+FROM tokens k
+CROSS JOIN LATERAL (VALUES
+    ('live_token_debit_mismatch', k.status IS NOT NULL AND (
+        k.debits <> 1 OR k.debited <> k.points
+        OR k.ledger_users <> 1 OR k.ledger_user IS DISTINCT FROM k.user_id)),
+    ('restored_token_still_live', k.status IS NOT NULL AND k.refunds > 0),
+    ('restored_token_debit_mismatch', k.refunds > 0 AND (
+        k.debits <> 1 OR k.refunded <> k.debited * k.refunds OR k.ledger_users <> 1)),
+    ('multiple_refunds', k.refunds > 1),
+    ('restored_token_redeemed', k.refunds > 0 AND k.has_request),
+    ('debit_without_token', k.status IS NULL AND k.debits > 0 AND k.refunds = 0),
+    ('overdue_active_token', k.status = 'active'
+        AND k.expires_at <= now() - make_interval(secs => :grace))
+) AS c(kind, failed)
+WHERE c.failed
+ORDER BY c.kind, k.user_id, k.token_id
+LIMIT :max_problems
+"""
+
+SIZES = """
+SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM exchange_tokens),
+       (SELECT count(*) FROM ledger), now()
+"""
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    user_id: str | None
+    token_id: uuid.UUID | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Report:
+    problems: list[Problem]
+    accounts: int
+    tokens: int
+    ledger_rows: int
+    checked_at: datetime
+    grace_seconds: float
+    elapsed_ms: float
+    truncated: bool = False
+    fixed: list[Restored] = field(default_factory=list)  # what --fix restored first
+    left_alone: list[str] = field(default_factory=list)  # overdue, but other problems too
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+
+def reconcile(deps: Deps, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> Report:
+    """Check the books in one consistent snapshot; change nothing."""
+    started = time.perf_counter()
+    with unit_of_work(deps.session_factory) as session:
+        # One snapshot for every statement, read-only; lift the API's per-statement
+        # timeout, which is sized for single-row transactions, not for full scans.
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        session.execute(text("SET TRANSACTION READ ONLY"))
+        session.execute(text("SET LOCAL statement_timeout = 0"))
+        accounts, tokens, ledger_rows, now = session.execute(text(SIZES)).one()
+        bound = {"max_problems": MAX_PROBLEMS}
+        account_rows = session.execute(text(ACCOUNT_CHECKS), bound).all()
+        token_rows = session.execute(
+            text(LIFECYCLE_CHECKS), {**bound, "grace": float(grace_seconds)}
+        ).all()
+    problems = [
+        Problem(r.kind, r.user_id, None, {
+            "balance": r.balance, "ledger_sum": int(r.ledger_sum), "credits": int(r.credits),
+            "active_points": int(r.active), "redeemed_points": int(r.redeemed),
+        })
+        for r in account_rows
+    ] + [
+        Problem(r.kind, r.user_id, r.token_id, _token_details(r, now)) for r in token_rows
+    ]
+    return Report(
+        problems=problems,
+        accounts=accounts,
+        tokens=tokens,
+        ledger_rows=ledger_rows,
+        checked_at=now,
+        grace_seconds=grace_seconds,
+        elapsed_ms=(time.perf_counter() - started) * 1000,
+        truncated=MAX_PROBLEMS in (len(account_rows), len(token_rows)),
+    )
+
+
+def _token_details(r: Any, now: datetime) -> dict[str, Any]:
+    details: dict[str, Any] = {
+        "status": r.status or "deleted", "debits": r.debits, "refunds": r.refunds,
+        "debited": int(r.debited), "refunded": int(r.refunded),
+    }
+    if r.points is not None:
+        details["points"] = int(r.points)
+    if r.kind == OVERDUE:
+        details["expires_at"] = r.expires_at.isoformat()
+        details["overdue_seconds"] = round((now - r.expires_at).total_seconds(), 3)
+    if r.kind == "restored_token_redeemed":
+        details["exchange_request"] = True
+    return details
+
+
+def reconcile_and_fix(deps: Deps, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> Report:
+    """Restore what the sweep would (expired active tokens, each once, through the sweep
+    service), then check again. Nothing else is ever changed: a wrong balance or a broken
+    ledger needs a person, and the report says where. An account that has other problems
+    too is left alone (``left_alone``): refunding into books already known to be wrong
+    would only blur what happened."""
+    before = reconcile(deps, grace_seconds)
+    overdue = {p.user_id for p in before.problems if p.kind == OVERDUE and p.user_id}
+    broken = {p.user_id for p in before.problems if p.kind != OVERDUE and p.user_id}
+    fixed: list[Restored] = []
+    if overdue and not broken:
+        fixed = sweep_all(deps)
+    else:
+        for user_id in sorted(overdue - broken):  # a few users at most; each set-based
+            while True:
+                batch = sweep(deps, user_id=user_id, limit=SWEEP_BATCH)
+                fixed.extend(batch)
+                if len(batch) < SWEEP_BATCH:
+                    break
+    after = reconcile(deps, grace_seconds)
+    return replace(after, fixed=fixed, left_alone=sorted(overdue & broken))
