@@ -174,20 +174,24 @@ def _report(outcomes: list[console.Outcome], as_json: bool, extra: dict[str, Any
               help="Change nothing; say what each message would do against the database now.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True),
               help="At most N replays per second.")
+@click.option("--limit", type=click.IntRange(1),
+              help="With --all: only the N oldest (work through a large queue in chunks).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @actor_option
 def replay(ids: tuple[str, ...], all_: bool, dry_run: bool, rate: float | None,
-           as_json: bool, actor: str) -> None:
+           limit: int | None, as_json: bool, actor: str) -> None:
     """Republish dead letters to their original exchange and routing key.
 
     Each is acked (removed) only once the broker confirmed the republished copy; one that
     cannot be routed stays parked and is reported. Exit 1 if any replay failed.
     """
     chosen = _ids_or_all(ids, all_)
+    if limit is not None and chosen is not None:
+        raise click.UsageError("--limit goes with --all")
     settings = settings_or_exit()
     with _database(settings) as container, _parking(settings) as queue:
         outcomes = console.replay(container.deps, queue, chosen, actor=actor,
-                                  dry_run=dry_run, rate=rate)
+                                  dry_run=dry_run, rate=rate, limit=limit)
     failed = [] if dry_run else [o for o in outcomes if not o.ok]
     _report(outcomes, as_json, {"dry_run": dry_run, "replayed": len(outcomes) - len(failed),
                                 "failed": len(failed)})

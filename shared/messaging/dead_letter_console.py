@@ -155,13 +155,15 @@ def replay(
     actor: str,
     dry_run: bool = False,
     rate: float | None = None,
+    limit: int | None = None,
 ) -> list[Outcome]:
-    """Replay the dead letters with these ids (``None``: every one present now).
+    """Replay the dead letters with these ids (``None``: every one present now, or the
+    ``limit`` oldest of them).
 
     Raises :class:`UnknownIds` before changing anything if an id is not there.
     """
     with _audit_trail(deps, actor, "replay", ids, dry_run) as trail:
-        with queue.hold() as held:
+        with queue.hold(limit if ids is None else None) as held:
             chosen = _choose(held, ids)
             if dry_run:
                 letters = [p.letter for p in chosen]

@@ -244,3 +244,13 @@ def test_a_timer_the_broker_dead_lettered_after_the_delay_chain_replays_to_the_e
     assert json.loads(body) == command
     assert "x-death" not in props.headers
     assert broker.depth() == 0
+
+
+def test_replay_all_with_a_limit_takes_only_the_oldest(cli, broker):
+    ids = [broker.park(issued()) for _ in range(3)]
+
+    result = cli("replay", "--all", "--limit", "2")
+
+    assert result.exit_code == 0, result.output
+    assert ids_in_parking(cli) == [ids[2]]
+    assert cli("replay", "--id", ids[2], "--limit", "1").exit_code == 2
