@@ -33,6 +33,7 @@ class PipelinedPublisher:
         self.acked = 0
         self.nacked = 0
         self.returned = 0
+        self.max_in_flight = 0
         self.outstanding: collections.deque[int] = collections.deque()
         self.singly_confirmed: dict[int, bool] = {}
         self.started = 0.0
@@ -90,6 +91,7 @@ class PipelinedPublisher:
                                        mandatory=True)
             self.sent += 1
             self.outstanding.append(self.sent)  # delivery tags count from 1 per channel
+        self.max_in_flight = max(self.max_in_flight, len(self.outstanding))
 
     def _on_return(self, *_args: object) -> None:
         self.returned += 1

@@ -83,3 +83,33 @@ def _queue_exists(amqp_url: str, queue: str) -> bool:
     finally:
         if connection.is_open:
             connection.close()
+
+
+def test_the_raw_publish_baseline_keeps_a_bounded_window_and_every_message_arrives(
+    amqp_url: str, broker_namespace: str
+) -> None:
+    # Given a fresh quorum queue of this test session's namespace
+    from bench.raw_publish import PipelinedPublisher
+
+    queue = f"{broker_namespace}.bench-raw-check"
+    params = pika.URLParameters(amqp_url)
+    publisher = PipelinedPublisher(params, queue, [b"x%d" % i for i in range(500)], window=50)
+    try:
+        # When 500 messages are published with confirms, at most 50 unconfirmed at a time
+        publisher.run(timeout_s=60)
+
+        # Then all were confirmed, the window held, and the queue has every one of them
+        assert (publisher.acked, publisher.nacked, publisher.returned) == (500, 0, 0)
+        assert 1 < publisher.max_in_flight <= 50
+        connection = pika.BlockingConnection(params)
+        try:
+            declared = connection.channel().queue_declare(queue, passive=True)
+            assert declared.method.message_count == 500
+        finally:
+            connection.close()
+    finally:
+        connection = pika.BlockingConnection(params)
+        try:
+            connection.channel().queue_delete(queue)
+        finally:
+            connection.close()
