@@ -2,10 +2,12 @@
 
 One short transaction per batch::
 
-    SELECT … FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT n
-        FOR UPDATE SKIP LOCKED          -- several relays take disjoint batches
+    UPDATE outbox SET published_at = now() WHERE id IN (
+        SELECT id … WHERE published_at IS NULL ORDER BY id LIMIT n
+        FOR UPDATE SKIP LOCKED)         -- several relays take disjoint batches
+        RETURNING …                     -- the mark is invisible until COMMIT
     publish the batch (persistent, mandatory), then wait for every confirm (pipelined)
-    UPDATE outbox SET published_at = now() WHERE id IN (confirmed and not returned)
+    UPDATE outbox SET published_at = NULL WHERE id IN (nacked, returned, unconfirmed)
     COMMIT
 
 A crash between the confirms and the commit publishes the batch again later: a duplicate,
@@ -40,14 +42,19 @@ log = logging.getLogger("exchange_tokens.relay")
 POLL_SECONDS = 0.2  # contract: poll at least every 200 ms
 BACKLOG_EVERY_SECONDS = 5.0
 
+# Claim and mark in one statement: the rows are locked (SKIP LOCKED: other relays take
+# other rows) and marked published, but nobody sees the mark before our COMMIT, which
+# comes only after the broker confirmed. Any failure rolls the mark back.
 _CLAIM = text(
-    "SELECT id, event_id, event_type, payload::text AS body, headers, created_at FROM outbox"
-    " WHERE published_at IS NULL ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
+    "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id IN ("
+    " SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT :n"
+    " FOR UPDATE SKIP LOCKED)"
+    " RETURNING id, event_id, event_type, payload::text AS body, headers, created_at"
 )
-_MARK = text(
-    "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY(:ids)"
-)
-_MARK_FAILED = text("UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY(:ids)")
+_UNMARK = text("UPDATE outbox SET published_at = NULL WHERE id = ANY(:ids)")
+# Losing this commit in a database crash only publishes the batch again (a duplicate,
+# which consumers absorb), so it need not wait for the WAL flush.
+_ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 _BACKLOG = text(
     "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
     " FROM outbox WHERE published_at IS NULL"
@@ -87,7 +94,8 @@ class Relay:
         """Claim, publish and mark one batch; the number of rows marked published."""
         publisher = self._ensure_publisher()
         with self.engine.connect() as conn, conn.begin():
-            rows = conn.execute(_CLAIM, {"n": self.batch_size}).all()
+            conn.execute(_ASYNC_COMMIT)
+            rows = sorted(conn.execute(_CLAIM, {"n": self.batch_size}).all(), key=lambda r: r.id)
             if not rows:
                 return 0
             results = publisher.publish_many([
@@ -104,10 +112,8 @@ class Relay:
             ])
             done = [r.id for r, ok in zip(rows, results, strict=True) if ok]
             failed = [r.id for r, ok in zip(rows, results, strict=True) if not ok]
-            if done:
-                conn.execute(_MARK, {"ids": done})
-            if failed:
-                conn.execute(_MARK_FAILED, {"ids": failed})
+            if failed:  # nacked, returned or unconfirmed: stays unsent, attempt counted
+                conn.execute(_UNMARK, {"ids": failed})
                 log.warning("events not confirmed or unroutable; kept for the next poll",
                             extra={"count": len(failed), "first_id": failed[0]})
         self.stats.published += len(done)
