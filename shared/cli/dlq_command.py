@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import click
-from pika.exceptions import AMQPConnectionError
+from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 from sqlalchemy.exc import OperationalError
 
 from shared.bootstrap import Container, bootstrap
@@ -44,6 +44,13 @@ def _parking(settings: Settings) -> Iterator[ParkingQueue]:
     except console.UnknownIds as exc:
         raise click.ClickException(
             f"unknown dead-letter id(s): {', '.join(exc.ids)} (see `dlq list`); nothing changed"
+        ) from None
+    except ChannelClosedByBroker as exc:
+        if exc.reply_code != 404:
+            raise
+        raise click.ClickException(
+            f"{exc.reply_text}: is BROKER_NAMESPACE right ({settings.broker_namespace})? "
+            "`exchange-tokens migrate` declares the topology"
         ) from None
     except AMQPConnectionError as exc:
         raise click.ClickException(f"broker unreachable at {_redact(settings.amqp_url)} "

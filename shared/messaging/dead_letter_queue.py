@@ -81,7 +81,8 @@ class ParkingQueue:
         try:
             return int(channel.queue_declare(self.queue, passive=True).method.message_count)
         finally:
-            channel.close()
+            if channel.is_open:  # a 404 (no such queue) has closed it already
+                channel.close()
 
     @contextmanager
     def hold(self, limit: int | None = None) -> Iterator[Held]:

@@ -125,3 +125,11 @@ def test_an_empty_parking_queue_says_so(cli, broker):
     result = cli("list")
     assert result.exit_code == 0
     assert "no dead letters" in result.stdout
+
+
+def test_a_namespace_without_a_parking_queue_is_reported_plainly(cli):
+    result = cli("list", BROKER_NAMESPACE="no-such-namespace")
+
+    assert result.exit_code == 1
+    assert "NOT_FOUND - no queue 'no-such-namespace.dead-letter'" in result.output
+    assert "is BROKER_NAMESPACE right (no-such-namespace)?" in result.output
