@@ -12,16 +12,21 @@ from shared.logs import message_id_var, request_id_var
 from shared.persistence.tables import OutboxMessage
 
 
-def record_events(session: Session, events: Sequence[Event]) -> None:
-    """Queue events for the relay; they commit, or vanish, with the state change."""
-    if not events:
-        return
+def event_headers() -> dict[str, str]:
+    """Carry what caused an event (an HTTP request, a consumed message) to the worker's logs."""
     headers = {}
-    # Carry what caused the event (an HTTP request, a consumed message) to the worker's logs.
     if (rid := request_id_var.get()) is not None:
         headers["x-request-id"] = rid
     if (mid := message_id_var.get()) is not None:
         headers["x-causation-id"] = mid
+    return headers
+
+
+def record_events(session: Session, events: Sequence[Event]) -> None:
+    """Queue events for the relay; they commit, or vanish, with the state change."""
+    if not events:
+        return
+    headers = event_headers()
     session.execute(
         insert(OutboxMessage),
         [
