@@ -31,13 +31,13 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = None if multiprocess_mode() else CollectorRegistry()
         reg = self.registry
-        self.requests = Counter("http_requests_total", "HTTP requests answered.",
+        self.requests = Counter("exchange_tokens_http_requests_total", "HTTP requests answered.",
                                 ["method", "route", "status"], registry=reg)
-        self.latency = Histogram("http_request_duration_seconds", "HTTP request latency.",
+        self.latency = Histogram("exchange_tokens_http_request_duration_seconds", "HTTP request latency.",
                                  ["method", "route", "status"], buckets=BUCKETS, registry=reg)
-        self.issued = Counter("tokens_issued_total", "Tokens issued.", registry=reg)
-        self.redeemed = Counter("tokens_redeemed_total", "Tokens redeemed.", registry=reg)
-        self.cancelled = Counter("tokens_cancelled_total", "Tokens cancelled.", registry=reg)
+        self.issued = Counter("exchange_tokens_tokens_issued_total", "Tokens issued.", registry=reg)
+        self.redeemed = Counter("exchange_tokens_tokens_redeemed_total", "Tokens redeemed.", registry=reg)
+        self.cancelled = Counter("exchange_tokens_tokens_cancelled_total", "Tokens cancelled.", registry=reg)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         labels = (method, route, str(status))

@@ -87,9 +87,9 @@ def test_the_api_command_serves_counts_across_workers_and_stops_on_sigterm(serve
         assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
     # /metrics sums every worker's samples (multiprocess mode), whichever worker answers.
     text = requests.get(f"{base}/metrics", timeout=5).text
-    assert re.search(r"^tokens_issued_total 1\.0$", text, re.M), text[:2000]
+    assert re.search(r"^exchange_tokens_tokens_issued_total 1\.0$", text, re.M), text[:2000]
     health = re.search(
-        r'^http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)$', text, re.M)
+        r'^exchange_tokens_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)$', text, re.M)
     assert health and float(health.group(1)) >= 21  # 20 + at least one readiness poll
 
     # When SIGTERM arrives, then gunicorn stops gracefully within 10 s.

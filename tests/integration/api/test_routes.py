@@ -231,18 +231,18 @@ def test_metrics_count_requests_by_route_and_tokens_issued_redeemed_cancelled(
     client, auth, user, credit, merchant
 ):
     credit(user, 10)
-    before = {n: _counter(client, n) for n in ("tokens_issued_total", "tokens_redeemed_total",
-                                               "tokens_cancelled_total")}
+    before = {n: _counter(client, n) for n in ("exchange_tokens_tokens_issued_total", "exchange_tokens_tokens_redeemed_total",
+                                               "exchange_tokens_tokens_cancelled_total")}
     kept = issue(client, auth(user), 2).get_json()["token"]
     dropped = issue(client, auth(user), 3).get_json()["token"]
     client.post("/api/exchange-tokens/redeem/", json={"code": kept["code"]},
                 headers=auth(merchant, "merchant"))
     client.delete(f"/api/exchange-tokens/{dropped['id']}", headers=auth(user))
-    assert _counter(client, "tokens_issued_total") == before["tokens_issued_total"] + 2
-    assert _counter(client, "tokens_redeemed_total") == before["tokens_redeemed_total"] + 1
-    assert _counter(client, "tokens_cancelled_total") == before["tokens_cancelled_total"] + 1
+    assert _counter(client, "exchange_tokens_tokens_issued_total") == before["exchange_tokens_tokens_issued_total"] + 2
+    assert _counter(client, "exchange_tokens_tokens_redeemed_total") == before["exchange_tokens_tokens_redeemed_total"] + 1
+    assert _counter(client, "exchange_tokens_tokens_cancelled_total") == before["exchange_tokens_tokens_cancelled_total"] + 1
     body = client.get("/metrics").get_data(as_text=True)
-    assert 'http_requests_total{method="POST",route="/api/exchange-tokens/",status="201"}' in body
+    assert 'exchange_tokens_http_requests_total{method="POST",route="/api/exchange-tokens/",status="201"}' in body
     assert ('http_request_duration_seconds_bucket{le="0.05",method="DELETE",'
             'route="/api/exchange-tokens/<token_id>",status="200"}') in body
 

@@ -240,3 +240,22 @@ def test_every_metric_the_worker_registers_is_documented() -> None:
     }
     assert registered, "the worker registers no exchange_tokens_ metric"
     assert registered <= documented, registered - documented
+
+
+def test_every_metric_the_api_registers_is_documented(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    from api.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.observe("GET", "/healthz", 200, 0.001)
+    metrics.issued.inc()
+    documented = queryable_series(documented_metrics())
+    assert metrics.registry is not None
+    registered = {
+        sample.name
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    }
+    assert registered and all(n.startswith("exchange_tokens_") for n in registered), registered
+    assert registered <= documented, registered - documented
