@@ -21,7 +21,7 @@ class Sizes:
 
 
 FULL = Sizes(duration_s=10, warmup_s=2, http_connections=16, refund_tokens=20_000, expiry_tokens=20_000,
-             expiry_window_s=10, relay_rows=20_000, publish_messages=20_000,
+             expiry_window_s=10, relay_rows=50_000, publish_messages=50_000,
              cost_small=10_000, cost_large=1_000_000, cost_samples=1_000)
 
 QUICK = Sizes(duration_s=1.0, warmup_s=0.3, http_connections=8, refund_tokens=1_500,
