@@ -10,7 +10,7 @@ import sys
 from bench import httpload, plain_sql, seed
 from bench.context import Context, NotMeasured
 from bench.environment import BenchEnv
-from bench.processes import BIN, free_port, rss_mb, running, wait_for_port
+from bench.processes import BIN, cpu_seconds, free_port, rss_mb, running, wait_for_port
 from bench.report import Row, ratio_of
 from bench.sizes import Sizes
 from bench.stats import summary_ms
@@ -46,20 +46,25 @@ def _seed_users(env: BenchEnv, prefix: str, count: int) -> list[str]:
 
 def _serve_and_load(name: str, argv: list[str], env: BenchEnv, sizes: Sizes,
                     per_connection: list[list[bytes]], half_rate: bool
-                    ) -> tuple[httpload.LoadResult, httpload.LoadResult | None, float]:
+                    ) -> tuple[httpload.LoadResult, httpload.LoadResult | None, float, float]:
+    """(peak, half-rate, RSS in MB, server CPU ms per request at peak)."""
     port = free_port()
     with running(name, argv, env.child_env(port=port)) as proc:
         wait_for_port(proc, port)
         httpload.wait_ready(port)
         request_for = per_connection.__getitem__
+        httpload.closed_loop(port, sizes.http_connections, request_for, sizes.warmup_s,
+                             warmup_s=0)
+        cpu0 = cpu_seconds(proc.pid)
         peak = httpload.closed_loop(port, sizes.http_connections, request_for, sizes.duration_s,
-                                    warmup_s=sizes.warmup_s)
+                                    warmup_s=0)
+        cpu_ms = (cpu_seconds(proc.pid) - cpu0) * 1000 / max(1, sum(peak.statuses.values()))
         paced = None
         if half_rate and peak.rate > 0:
             paced = httpload.open_loop(port, sizes.http_connections, request_for,
                                        peak.rate / 2, sizes.duration_s, warmup_s=sizes.warmup_s)
         memory = rss_mb(proc.pid)
-    return peak, paced, memory
+    return peak, paced, memory, cpu_ms
 
 
 def run(env: BenchEnv, sizes: Sizes, ctx: Context) -> list[Row]:
@@ -71,12 +76,12 @@ def run(env: BenchEnv, sizes: Sizes, ctx: Context) -> list[Row]:
     requests = _requests(env, users)
     per_connection = [requests[i::conns] for i in range(conns)]
 
-    hello, _, _ = _serve_and_load("hello", [sys.executable, "-m", "bench.hello_server"], env,
+    hello, _, _, hello_cpu = _serve_and_load("hello", [sys.executable, "-m", "bench.hello_server"], env,
                                   sizes, per_connection, half_rate=False)
     sql_users = _seed_users(env, "sql", 400)
     sql_rate = plain_sql.issue_rate(env, sql_users, sizes.duration_s, connections=4,
                                     warmup_s=sizes.warmup_s)
-    peak, paced, memory = _serve_and_load("api", [str(api), "api"], env, sizes,
+    peak, paced, memory, api_cpu = _serve_and_load("api", [str(api), "api"], env, sizes,
                                           per_connection, half_rate=True)
     ctx.memory_mb["api"] = memory
     if peak.ok == 0:
@@ -90,6 +95,7 @@ def run(env: BenchEnv, sizes: Sizes, ctx: Context) -> list[Row]:
                 "half_errors": paced.errors if paced else None}
     clean = peak.ok == sum(peak.statuses.values()) and not peak.errors
     details = {"connections": conns, "duration_s": sizes.duration_s, "statuses": statuses,
+               "server_cpu_ms_per_request": round(api_cpu, 2),
                "load_generator": "pure Python, keep-alive, one thread per connection",
                "server": "exchange-tokens api (gunicorn gthread, default WEB_CONCURRENCY"
                          " and WEB_THREADS)"}
@@ -102,7 +108,8 @@ def run(env: BenchEnv, sizes: Sizes, ctx: Context) -> list[Row]:
         Row(FIGURE, "201s/s at peak", peak.rate, "/s",
             baseline="hello-world Flask, same gunicorn", baseline_value=hello.rate,
             ratio=ratio_of(peak.rate, hello.rate),
-            details={"hello_statuses": {str(k): v for k, v in hello.statuses.items()}}),
+            details={"hello_statuses": {str(k): v for k, v in hello.statuses.items()},
+                     "hello_server_cpu_ms_per_request": round(hello_cpu, 2)}),
         Row(FIGURE, f"p50 latency at peak ({conns} conns)", at_peak["p50"], "ms"),
         Row(FIGURE, f"p99 latency at peak ({conns} conns)", at_peak["p99"], "ms"),
         Row(FIGURE, f"p99 latency at half peak ({peak.rate / 2:,.0f}/s, open loop)",

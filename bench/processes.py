@@ -112,3 +112,20 @@ def rss_mb(pid: int, include_children: bool = True) -> float:
         if include_children:
             todo.extend(_children(p))
     return total_kb / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its living descendants (from /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        except (OSError, IndexError, ValueError):
+            continue
+        todo.extend(_children(p))
+    return total / ticks
