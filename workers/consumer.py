@@ -185,9 +185,12 @@ class ConsumerLoop:
         connection.close()
 
     def _gather(self, connection: amqp.Connection) -> None:
-        """Let a batch fill: up to batch_size messages or batch_wait after the first."""
+        """Let a batch fill: up to batch_size messages; read on while messages are already
+        waiting in the socket, and wait for more at most batch_wait after the first."""
         deadline = time.monotonic() + self.options.batch_wait
         while len(self._buffer) < self.options.batch_size:
+            if amqp_client.drain(connection, 0):
+                continue
             left = deadline - time.monotonic()
             if left <= 0 or not amqp_client.drain(connection, left):
                 break
@@ -252,9 +255,12 @@ class ConsumerLoop:
             for d in batch:
                 self._handle_with_pause(channel, publisher, [d], self.stop_event.is_set())
             return
-        for d, outcome in zip(batch, outcomes, strict=True):
-            channel.basic_ack(d.delivery_tag)  # after the handler's commit
-            metrics.MESSAGES.labels(self.role.consumer, outcome).inc()
+        acks = amqp_client.FrameBatch(channel.connection)
+        for d in batch:
+            acks.ack(channel, d.delivery_tag)  # after the handler's commit
+        acks.flush()
+        for outcome in set(outcomes):
+            metrics.MESSAGES.labels(self.role.consumer, outcome).inc(outcomes.count(outcome))
 
     def _run_role(self, batch: list[Delivery], publisher: ConfirmingPublisher) -> list[str]:
         try:

@@ -17,8 +17,11 @@ from __future__ import annotations
 from urllib.parse import unquote, urlsplit
 
 import amqp
+from amqp import spec
 from amqp.exceptions import ConnectionError as AMQPConnectionError
 from amqp.exceptions import RecoverableConnectionError
+from amqp.method_framing import frame_writer
+from amqp.serialization import dumps
 
 HEARTBEAT_SECONDS = 20
 
@@ -70,3 +73,37 @@ def close_quietly(connection: amqp.Connection | None) -> None:
             connection.collect()
         except Exception:  # noqa: BLE001, S110
             pass
+
+
+class FrameBatch:
+    """Encode many AMQP methods, then send them in one socket write.
+
+    py-amqp writes every method with its own ``sendall`` (and ``basic_publish`` first polls
+    the socket for a ``connection.blocked``): two system calls per message, which was most
+    of the relay's and the consumers' time on a busy 2-core machine. The bytes on the wire
+    are the same; only the number of writes changes. Single-threaded use, like the
+    connection itself.
+    """
+
+    def __init__(self, connection: amqp.Connection) -> None:
+        self.connection = connection
+        self._parts: list[bytes] = []
+        self._write_frame = frame_writer(connection, self)
+
+    def write(self, data: bytes | memoryview) -> None:  # the frame writer's "transport"
+        self._parts.append(bytes(data))  # copy: the writer reuses its buffer
+
+    def publish(self, channel: amqp.Channel, message: amqp.Message, exchange: str,
+                routing_key: str, mandatory: bool = True) -> None:
+        args = dumps("Bssbb", (0, exchange, routing_key, mandatory, False))
+        self._write_frame(1, channel.channel_id, spec.Basic.Publish, args, message)
+
+    def ack(self, channel: amqp.Channel, delivery_tag: int) -> None:
+        self._write_frame(1, channel.channel_id, spec.Basic.Ack,
+                          dumps("Lb", (delivery_tag, False)), None)
+
+    def flush(self) -> None:
+        if self._parts:
+            payload = b"".join(self._parts)
+            self._parts.clear()
+            self.connection.transport.write(payload)

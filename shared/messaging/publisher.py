@@ -18,11 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import amqp
-from amqp import spec
-from amqp.method_framing import frame_writer
-from amqp.serialization import dumps
 
-from shared.messaging.amqp_client import drain
+from shared.messaging.amqp_client import FrameBatch, drain
 
 CONFIRM_TIMEOUT_SECONDS = 10.0
 
@@ -36,19 +33,6 @@ class Outgoing:
     type: str | None = None
     headers: Mapping[str, Any] = field(default_factory=dict)
     timestamp: datetime | None = None
-
-
-class _Collector:
-    """A stand-in transport for py-amqp's frame writer: collects the encoded frames so a
-    whole batch goes out in one socket write. (``basic_publish`` writes each message with
-    its own ``sendall`` and first polls the socket for a ``connection.blocked``: two
-    system calls per message, most of the relay's time on a busy machine.)"""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def write(self, data: bytes | memoryview) -> None:
-        self.parts.append(bytes(data))  # copy: the writer reuses its buffer
 
 
 class PublishFailed(RuntimeError):
@@ -70,8 +54,7 @@ class ConfirmingPublisher:
         self.channel.events["basic_ack"].add(self._on_ack)
         self.channel.events["basic_nack"].add(self._on_nack)
         self.channel.events["basic_return"].add(self._on_return)
-        self._collector = _Collector()
-        self._write_frame = frame_writer(connection, self._collector)
+        self._frames = FrameBatch(connection)  # the whole batch in one socket write
 
     # Broker callbacks (run inside drain_events) -------------------------------------------
     def _settle(self, tag: int, multiple: bool, into: set[int]) -> None:
@@ -115,11 +98,8 @@ class ConfirmingPublisher:
                 application_headers=dict(m.headers),
             )
             # mandatory: an unroutable message comes back instead of vanishing
-            args = dumps("Bssbb", (0, m.exchange, m.routing_key, True, False))
-            self._write_frame(1, self.channel.channel_id, spec.Basic.Publish, args, message)
-        payload = b"".join(self._collector.parts)
-        self._collector.parts.clear()
-        self.connection.transport.write(payload)
+            self._frames.publish(self.channel, message, m.exchange, m.routing_key)
+        self._frames.flush()
         deadline = time.monotonic() + timeout
         while any(t in self._pending for t in tags):
             left = deadline - time.monotonic()

@@ -13,18 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
-    String,
-    and_,
-    column,
-    delete,
-    insert,
-    select,
-    update,
-    values,
-)
+from sqlalchemy import ColumnElement, and_, delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from schemas.events import TokenCancelled, TokenExpired
@@ -124,14 +113,16 @@ def _credit_accounts(session: Session, totals: dict[str, int], now: datetime) ->
         select(Account.user_id).where(Account.user_id.in_(users))
         .order_by(Account.user_id).with_for_update()
     ).all()
-    amounts = values(
-        column("user_id", String), column("amount", BigInteger), name="refund"
-    ).data([(u, totals[u]) for u in users])
+    # Arrays as parameters keep the statement text fixed (a VALUES list of literal rows
+    # would be compiled again for every batch).
     rows = session.execute(
-        update(Account)
-        .where(Account.user_id == amounts.c.user_id)
-        .values(balance=Account.balance + amounts.c.amount, updated_at=now)
-        .returning(Account.user_id, Account.balance)
+        text(
+            "UPDATE accounts AS a SET balance = a.balance + v.amount, updated_at = :now"
+            " FROM unnest(CAST(:users AS text[]), CAST(:amounts AS bigint[]))"
+            " AS v(user_id, amount) WHERE a.user_id = v.user_id"
+            " RETURNING a.user_id, a.balance"
+        ),
+        {"now": now, "users": users, "amounts": [totals[u] for u in users]},
     ).all()
     balances = {row.user_id: row.balance for row in rows}
     if len(balances) != len(users):  # a refund always has its account (debited at issue)
