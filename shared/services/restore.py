@@ -51,9 +51,16 @@ def restore_tokens(
         chosen = chosen.limit(limit)
     # Lock tokens first, then accounts (one fixed order against deadlocks).
     chosen = chosen.with_for_update(skip_locked=skip_locked)
+    # Two statements, not DELETE … WHERE id IN (SELECT … LIMIT n FOR UPDATE): PostgreSQL
+    # may rescan that subquery once per outer row (a nested-loop semi-join), and each
+    # rescan skips the rows this DELETE already removed, so the LIMIT window slides and
+    # every matching row goes: a sweep of 500 could restore 100,000 in one transaction.
+    ids = session.execute(chosen).scalars().all()
+    if not ids:
+        return []
     gone = session.execute(
         delete(Token)
-        .where(Token.id.in_(chosen.scalar_subquery()))
+        .where(Token.id.in_(ids))
         .where(condition)  # re-checked on the locked row
         .returning(Token.id, Token.user_id, Token.points, Token.code, Token.expires_at)
     ).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -16,6 +17,7 @@ from shared.errors import (
     TooManyActiveTokens,
 )
 from shared.persistence.tables import LedgerEntry, OutboxMessage, Token
+from shared.services.expire import expire_many
 
 
 def ledger_sum(deps, user):
@@ -208,3 +210,129 @@ def test_a_second_refund_row_for_one_token_is_refused_by_the_database(deps, user
         for _ in range(2):
             s.add(LedgerEntry(user_id=user, amount=1, kind="refund", token_id=token_id))
             s.flush()
+
+
+def test_expire_many_restores_only_the_due_tokens_of_a_batch_once(fixed_deps, clock, user):
+    deps = fixed_deps
+    services.credit(deps, user, 30)
+    first = services.issue(deps, user, 10).token
+    clock.advance(100)
+    second = services.issue(deps, user, 20).token
+    clock.advance(80)  # first is due, second has 100 s left
+    restored = expire_many(deps, [first.id, second.id, uuid.uuid4()])
+    assert [(r.token_id, r.points) for r in restored] == [(first.id, 10)]
+    assert expire_many(deps, [first.id, second.id]) == []  # a redelivered batch
+    assert expire_many(deps, []) == []
+    assert services.balance(deps, user) == 10
+
+
+def test_sweep_of_one_user_leaves_other_users_alone(fixed_deps, clock, user):
+    deps = fixed_deps
+    other = f"{user}-other"
+    for u in (user, other):
+        services.credit(deps, u, 5)
+        services.issue(deps, u, 5)
+    clock.advance(181)
+    assert [r.user_id for r in services.sweep(deps, user_id=user)] == [user]
+    assert services.balance(deps, user) == 5 and services.balance(deps, other) == 0
+
+
+def test_sweep_dry_run_reports_and_changes_nothing(fixed_deps, clock, user):
+    deps = fixed_deps
+    services.credit(deps, user, 9)
+    token = services.issue(deps, user, 9).token
+    clock.advance(180)
+    seen = services.sweep(deps, user_id=user, dry_run=True)
+    assert [(r.token_id, r.points, r.balance) for r in seen] == [(token.id, 9, None)]
+    assert services.balance(deps, user) == 0
+    assert outbox_types(deps, token.id) == ["TokenIssued"]
+
+
+def test_sweep_respects_its_limit_and_the_next_call_takes_the_rest(fixed_deps, clock, user):
+    deps = fixed_deps
+    services.credit(deps, user, 5)
+    tokens = [services.issue(deps, user, 1).token for _ in range(5)]
+    clock.advance(180)
+    first = services.sweep(deps, user_id=user, limit=3)
+    rest = services.sweep(deps, user_id=user, limit=3)
+    assert len(first) == 3 and len(rest) == 2
+    assert {r.token_id for r in first + rest} == {t.id for t in tokens}
+    # Oldest expiry first: the tokens most overdue come back first.
+    assert [r.token_id for r in first] == [t.id for t in tokens[:3]]
+
+
+def test_every_outbox_event_is_a_valid_event_of_the_schema(deps, user, merchant):
+    from schemas.events import parse_event
+
+    services.credit(deps, user, 3)
+    kept = services.issue(deps, user, 1).token
+    services.redeem(deps, kept.code, merchant)
+    dropped = services.issue(deps, user, 1).token
+    services.cancel(deps, user, dropped.id)
+    with deps.session_factory() as s:
+        rows = s.execute(
+            select(OutboxMessage.event_type, OutboxMessage.payload, OutboxMessage.event_id)
+            .where(OutboxMessage.payload["user_id"].astext == user)
+            .order_by(OutboxMessage.id)
+        ).all()
+    events = [parse_event(json.dumps(r.payload)) for r in rows]
+    assert [e.type for e in events] == [r.event_type for r in rows] == [
+        "TokenIssued", "TokenRedeemed", "TokenIssued", "TokenCancelled",
+    ]
+    assert [e.event_id for e in events] == [r.event_id for r in rows]
+    assert all(e.user_id == user and e.points == 1 for e in events)
+
+
+def test_a_duplicated_redemption_event_makes_one_exchange_request(deps, user, merchant):
+    from schemas.events import TokenRedeemed
+
+    services.credit(deps, user, 4)
+    token = services.redeem(deps, services.issue(deps, user, 4, "tea").token.code, merchant)
+    event = TokenRedeemed(token_id=token.id, user_id=user, points=4, merchant_id=merchant,
+                          reward="tea", redeemed_at=token.redeemed_at)
+    assert services.create_exchange_request(deps, event) is True
+    assert services.create_exchange_request(deps, event) is False  # redelivered
+    requests = services.list_exchange_requests(deps, user)
+    assert [(r.token_id, r.points, r.reward, r.merchant_id) for r in requests] == [
+        (token.id, 4, "tea", merchant)
+    ]
+
+
+def test_status_keeps_only_the_20_latest_redeemed_and_restored(fixed_deps, clock, user, merchant):
+    deps = fixed_deps
+    services.credit(deps, user, 50)
+    for _ in range(22):
+        services.redeem(deps, services.issue(deps, user, 1).token.code, merchant)
+        clock.advance(1)
+    for _ in range(22):
+        services.cancel(deps, user, services.issue(deps, user, 1).token.id)
+        clock.advance(1)
+    status = services.status(deps, user)
+    assert len(status.redeemed) == 20 and len(status.restored) == 20
+    assert [t.redeemed_at for t in status.redeemed] == sorted(
+        (t.redeemed_at for t in status.redeemed), reverse=True
+    )
+    assert [r.restored_at for r in status.restored] == sorted(
+        (r.restored_at for r in status.restored), reverse=True
+    )
+    assert {r.reason for r in status.restored} == {"cancelled"}
+    assert status.balance == 50 - 22
+
+
+def test_each_action_logs_one_line_with_token_user_and_points(deps, user, merchant, caplog):
+    caplog.set_level("INFO", logger="exchange_tokens")
+    services.credit(deps, user, 2)
+    kept = services.issue(deps, user, 1).token
+    services.redeem(deps, kept.code, merchant)
+    dropped = services.issue(deps, user, 1).token
+    services.cancel(deps, user, dropped.id)
+    lines = [(r.getMessage(), getattr(r, "token_id", None), getattr(r, "points", None))
+             for r in caplog.records if getattr(r, "user_id", None) == user
+             and getattr(r, "token_id", None)]
+    assert lines == [
+        ("token created", str(kept.id), 1),
+        ("token redeemed", str(kept.id), 1),
+        ("token created", str(dropped.id), 1),
+        ("points restored", str(dropped.id), 1),
+        ("cancelled token deleted", str(dropped.id), 1),
+    ]
