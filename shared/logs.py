@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -71,7 +72,7 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 @contextmanager
-def bound(request_id: str | None = None, message_id: str | None = None):  # type: ignore[no-untyped-def]
+def bound(request_id: str | None = None, message_id: str | None = None) -> Iterator[None]:
     """Within the block, log lines and outbox events carry these ids."""
     tokens = []
     if request_id is not None:

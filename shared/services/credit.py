@@ -18,10 +18,12 @@ log = logging.getLogger("exchange_tokens.credit")
 def credit_in(session: Session, deps: Deps, user_id: str, points: int, reason: str | None) -> int:
     """The credit itself, in the caller's transaction (the API adds its idempotency row)."""
     now = session.execute(select(deps.clock.now())).scalar_one()
-    stmt = pg_insert(Account).values(user_id=user_id, balance=points, created_at=now, updated_at=now)
-    stmt = stmt.on_conflict_do_update(
+    upsert = pg_insert(Account).values(
+        user_id=user_id, balance=points, created_at=now, updated_at=now
+    )
+    stmt = upsert.on_conflict_do_update(
         index_elements=[Account.user_id],
-        set_={"balance": Account.balance + stmt.excluded.balance, "updated_at": now},
+        set_={"balance": Account.balance + upsert.excluded.balance, "updated_at": now},
     ).returning(Account.balance)
     new_balance: int = session.execute(stmt).scalar_one()
     session.execute(

@@ -4,8 +4,9 @@ user's expired tokens first so it never shows an expired token as active."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import Session
 
 from shared.errors import TokenNotFound
@@ -30,7 +31,7 @@ def balance(deps: Deps, user_id: str) -> int:
         return _balance(session, user_id)
 
 
-def _view(row: Row) -> TokenView:  # type: ignore[type-arg]
+def _view(row: Row[Any]) -> TokenView:
     return TokenView(
         id=row.id, code=row.code, user_id=row.user_id, points=row.points, reward=row.reward,
         status=row.status, created_at=row.created_at, expires_at=row.expires_at,
@@ -38,7 +39,7 @@ def _view(row: Row) -> TokenView:  # type: ignore[type-arg]
     )
 
 
-def _tokens(deps: Deps):  # type: ignore[no-untyped-def]
+def _tokens(deps: Deps) -> Select[Any]:
     return select(*Token.__table__.columns, deps.clock.now().label("as_of"))
 
 

@@ -45,7 +45,7 @@ def redeem(deps: Deps, code: str, merchant_id: str) -> TokenView:
                 session,
                 [TokenRedeemed(token_id=token.id, user_id=token.user_id, points=token.points,
                                merchant_id=merchant_id, reward=token.reward,
-                               redeemed_at=token.redeemed_at, occurred_at=token.redeemed_at)],
+                               redeemed_at=token.redeemed_at, occurred_at=token.as_of)],
             )
             owner = token.user_id
         else:

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, delete, insert, select, text
 from sqlalchemy.orm import Session
 
-from schemas.events import TokenCancelled, TokenExpired
+from schemas.events import Event, TokenCancelled, TokenExpired
 from shared.clock import Clock
 from shared.persistence.outbox import record_events
 from shared.persistence.tables import Account, LedgerEntry, Token
@@ -87,7 +87,7 @@ def restore_tokens(
         totals[row.user_id] = totals.get(row.user_id, 0) + row.points
     balances = _credit_accounts(session, totals, now)
     event_type = TokenExpired if reason == EXPIRED else TokenCancelled
-    events = []
+    events: list[Event] = []
     restored = []
     for row in gone:
         fields = {"token_id": row.id, "user_id": row.user_id, "points": row.points}
