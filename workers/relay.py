@@ -24,14 +24,15 @@ import select
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg2
 import psycopg2.extensions
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, RootTransaction, Row, text
 
 from shared.messaging import amqp_client
 from shared.messaging.names import Names
-from shared.messaging.publisher import ConfirmingPublisher, Outgoing
+from shared.messaging.publisher import ConfirmingPublisher, Outgoing, Sent
 from shared.persistence.database import is_unavailable
 from shared.settings import Settings
 from workers import metrics
@@ -62,6 +63,24 @@ _BACKLOG = text(
 
 
 @dataclass
+class _InFlight:
+    conn: Connection
+    tx: RootTransaction
+    rows: list[Row[Any]]
+    sent: Sent
+
+
+def _abandon(conn: Connection, tx: RootTransaction) -> None:
+    """Roll back (the rows stay unsent) and close, whatever state the connection is in."""
+    try:
+        if tx.is_active:
+            tx.rollback()
+    except Exception:  # noqa: BLE001, S110 - the connection may be dead already
+        pass
+    conn.close()
+
+
+@dataclass
 class RelayStats:
     published: int = 0
     failed: int = 0
@@ -89,16 +108,20 @@ class Relay:
     def stop(self) -> None:
         self.stop_event.set()
 
-    # One batch ---------------------------------------------------------------------------
-    def publish_batch(self) -> int:
-        """Claim, publish and mark one batch; the number of rows marked published."""
+    # Batches ---------------------------------------------------------------------------
+    def _claim_and_send(self) -> _InFlight | None:
+        """Open a transaction, claim a batch and write it to the broker (no waiting)."""
         publisher = self._ensure_publisher()
-        with self.engine.connect() as conn, conn.begin():
+        conn = self.engine.connect()
+        tx = conn.begin()
+        try:
             conn.execute(_ASYNC_COMMIT)
             rows = sorted(conn.execute(_CLAIM, {"n": self.batch_size}).all(), key=lambda r: r.id)
             if not rows:
-                return 0
-            results = publisher.publish_many([
+                tx.rollback()
+                conn.close()
+                return None
+            sent = publisher.send([
                 Outgoing(
                     exchange=self.exchange,
                     routing_key=r.event_type,  # contract: routing key = event type
@@ -110,30 +133,66 @@ class Relay:
                 )
                 for r in rows
             ])
-            done = [r.id for r, ok in zip(rows, results, strict=True) if ok]
-            failed = [r.id for r, ok in zip(rows, results, strict=True) if not ok]
+        except BaseException:
+            _abandon(conn, tx)
+            raise
+        return _InFlight(conn, tx, rows, sent)
+
+    def _finish(self, batch: _InFlight) -> tuple[int, int]:
+        """Wait for the batch's confirms, keep what failed unsent, commit."""
+        assert self._publisher is not None
+        try:
+            results = self._publisher.wait(batch.sent)
+            failed = [r.id for r, ok in zip(batch.rows, results, strict=True) if not ok]
             if failed:  # nacked, returned or unconfirmed: stays unsent, attempt counted
-                conn.execute(_UNMARK, {"ids": failed})
-                log.warning("events not confirmed or unroutable; kept for the next poll",
-                            extra={"count": len(failed), "first_id": failed[0]})
-        self.stats.published += len(done)
+                batch.conn.execute(_UNMARK, {"ids": failed})
+            batch.tx.commit()
+        except BaseException:
+            _abandon(batch.conn, batch.tx)
+            raise
+        batch.conn.close()
+        done = len(batch.rows) - len(failed)
+        self.stats.published += done
         self.stats.failed += len(failed)
-        metrics.RELAY_PUBLISHED.inc(len(done))
+        metrics.RELAY_PUBLISHED.inc(done)
         if failed:
             metrics.RELAY_FAILED.inc(len(failed))
-            return -len(done) - 1  # negative: stop draining, wait for the next poll
-        return len(done)
+            log.warning("events not confirmed or unroutable; kept for the next poll",
+                        extra={"count": len(failed), "first_id": failed[0]})
+        return done, len(failed)
+
+    def publish_batch(self) -> int:
+        """Claim, publish and mark one batch; the number of rows marked published."""
+        batch = self._claim_and_send()
+        return 0 if batch is None else self._finish(batch)[0]
 
     def drain(self) -> int:
-        """Publish batches until the outbox has no more unsent, unlocked rows."""
+        """Publish batches until no unsent, unlocked row is left (or one fails).
+
+        Two batches overlap: while the broker confirms batch n, batch n+1 is claimed in
+        its own transaction and written, so the database and the broker work at the same
+        time. Each batch still commits only after its own confirms.
+        """
         total = 0
-        while not self.stop_event.is_set():
-            n = self.publish_batch()
-            if n < 0:
-                return total - n - 1
-            total += n
-            if n < self.batch_size:
-                break
+        inflight: _InFlight | None = None
+        try:
+            while not self.stop_event.is_set():
+                batch = self._claim_and_send()
+                if inflight is not None:
+                    done, failed = self._finish(inflight)
+                    inflight = None
+                    total += done
+                    if failed:  # wait for the next poll rather than retry at once
+                        break
+                inflight = batch
+                if batch is None or len(batch.rows) < self.batch_size:
+                    break
+            if inflight is not None:
+                total += self._finish(inflight)[0]
+                inflight = None
+        finally:
+            if inflight is not None:
+                _abandon(inflight.conn, inflight.tx)
         return total
 
     # The loop ----------------------------------------------------------------------------

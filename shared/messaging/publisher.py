@@ -35,6 +35,14 @@ class Outgoing:
     timestamp: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Sent:
+    """Messages written and awaiting their confirms (see :meth:`ConfirmingPublisher.wait`)."""
+
+    tags: list[int]
+    message_ids: list[str]
+
+
 class PublishFailed(RuntimeError):
     """Some messages were nacked, returned (unroutable) or not confirmed in time."""
 
@@ -75,15 +83,9 @@ class ConfirmingPublisher:
             self._returned.add(message_id)
 
     # API ---------------------------------------------------------------------------------
-    def publish_many(
-        self, messages: Sequence[Outgoing], timeout: float = CONFIRM_TIMEOUT_SECONDS
-    ) -> list[bool]:
-        """Publish every message, then wait for the confirms; True where it is safely
-        queued. Raises the connection's errors (the caller reconnects)."""
+    def send(self, messages: Sequence[Outgoing]) -> Sent:
+        """Write every message (one socket write), without waiting for the confirms."""
         tags = []
-        self._acked.clear()
-        self._failed.clear()
-        self._returned.clear()
         for m in messages:
             self._next_tag += 1
             self._pending[self._next_tag] = m.message_id
@@ -100,18 +102,32 @@ class ConfirmingPublisher:
             # mandatory: an unroutable message comes back instead of vanishing
             self._frames.publish(self.channel, message, m.exchange, m.routing_key)
         self._frames.flush()
+        return Sent(tags, [m.message_id for m in messages])
+
+    def wait(self, sent: Sent, timeout: float = CONFIRM_TIMEOUT_SECONDS) -> list[bool]:
+        """Wait for the confirms of ``sent``; True where the message is safely queued
+        (acked and not returned). Raises the connection's errors (the caller reconnects)."""
         deadline = time.monotonic() + timeout
-        while any(t in self._pending for t in tags):
+        while any(t in self._pending for t in sent.tags):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
             drain(self.connection, min(left, 1.0))
-        for t in tags:  # a confirm that never came: treat as not published
-            self._pending.pop(t, None)
-        return [
-            t in self._acked and m.message_id not in self._returned
-            for t, m in zip(tags, messages, strict=True)
-        ]
+        results = []
+        for t, message_id in zip(sent.tags, sent.message_ids, strict=True):
+            self._pending.pop(t, None)  # a confirm that never came: not published
+            results.append(t in self._acked and message_id not in self._returned)
+            self._acked.discard(t)
+            self._failed.discard(t)
+        for message_id in sent.message_ids:
+            self._returned.discard(message_id)
+        return results
+
+    def publish_many(
+        self, messages: Sequence[Outgoing], timeout: float = CONFIRM_TIMEOUT_SECONDS
+    ) -> list[bool]:
+        """Publish every message, then wait for their confirms (pipelined)."""
+        return self.wait(self.send(messages), timeout)
 
     def publish_all(self, messages: Sequence[Outgoing]) -> None:
         """All or error: raise :class:`PublishFailed` unless every message is queued."""
