@@ -62,11 +62,12 @@ def restore_tokens(
         delete(Token)
         .where(Token.id.in_(ids))
         .where(condition)  # re-checked on the locked row
-        .returning(Token.id, Token.user_id, Token.points, Token.code, Token.expires_at)
+        .returning(Token.id, Token.user_id, Token.points, Token.code, Token.expires_at,
+                   clock.now().label("now"))
     ).all()
     if not gone:
         return []
-    now: datetime = session.execute(select(clock.now())).scalar_one()
+    now: datetime = gone[0].now
     session.execute(
         insert(LedgerEntry),
         [
@@ -116,10 +117,11 @@ def _credit_accounts(session: Session, totals: dict[str, int], now: datetime) ->
     bottleneck). The SELECT locks the accounts in user-id order, the one fixed order that
     every transaction uses, against deadlocks; the UPDATE then finds them locked by us."""
     users = sorted(totals)
-    session.execute(
-        select(Account.user_id).where(Account.user_id.in_(users))
-        .order_by(Account.user_id).with_for_update()
-    ).all()
+    if len(users) > 1:  # one account needs no ordering: the UPDATE locks it
+        session.execute(
+            select(Account.user_id).where(Account.user_id.in_(users))
+            .order_by(Account.user_id).with_for_update()
+        ).all()
     # Arrays as parameters keep the statement text fixed (a VALUES list of literal rows
     # would be compiled again for every batch).
     rows = session.execute(
