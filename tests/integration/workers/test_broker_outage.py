@@ -11,7 +11,12 @@ import time
 import pytest
 
 from shared import services
-from tests.integration.workers.conftest import classify, unsent_count, wait_until
+from tests.integration.workers.conftest import (
+    classify,
+    purge_queues,
+    unsent_count,
+    wait_until,
+)
 from tests.integration.workers.tcp_proxy import TcpProxy
 from workers.worker import Worker, WorkerOptions
 
@@ -26,8 +31,9 @@ def broker_proxy(settings):
 
 
 def test_tokens_issued_while_the_broker_is_unreachable_all_expire_once_it_is_back(
-    container, deps, user, topology, broker_proxy
+    container, deps, user, topology, broker, broker_proxy
 ):
+    purge_queues(broker, topology)  # only this test's messages in the way
     # Given a worker whose only way to the broker is cut
     worker = Worker(container, WorkerOptions(
         roles=ALL_BUT_SWEEP, amqp_url=broker_proxy.url_for(container.settings.amqp_url)))

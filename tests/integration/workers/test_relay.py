@@ -18,12 +18,16 @@ from tests.integration.workers.conftest import unsent_count, wait_until
 from workers.relay import Relay
 
 
-def record(deps, n: int) -> list[str]:
-    events = [
+def issued_events(n: int) -> list[TokenIssued]:
+    return [
         TokenIssued(token_id=uuid.uuid4(), user_id=f"relay-{uuid.uuid4().hex[:6]}", points=5,
                     expires_at=datetime.now(UTC) + timedelta(minutes=3))
         for _ in range(n)
     ]
+
+
+def record(deps, n: int) -> list[str]:
+    events = issued_events(n)
     with deps.session_factory() as session:
         record_events(session, events)
         session.commit()
@@ -138,9 +142,10 @@ def test_relay_publishes_at_least_half_as_fast_as_a_raw_pipelined_confirm_loop(
     # Given the same 3,000 events, published raw (pipelined, confirmed, batches of 500)...
     n = 3000
     Relay(settings, container.engine).drain()  # an empty outbox to start with
+    bodies = [e.model_dump_json().encode() for e in issued_events(n)]
     events = [
-        Outgoing(f"{settings.broker_namespace}.events", "TokenIssued", b"{}", str(uuid.uuid4()))
-        for _ in range(n)
+        Outgoing(f"{settings.broker_namespace}.events", "TokenIssued", body, str(uuid.uuid4()))
+        for body in bodies
     ]
     connection = amqp_client.connect(settings.amqp_url, "test raw publisher")
     try:
