@@ -119,6 +119,10 @@ class ConsumerOptions:
     max_attempts: int = MAX_ATTEMPTS
 
 
+class ConsumerCancelled(Exception):
+    """The broker cancelled our consumer: reconnect and consume again."""
+
+
 class DatabaseDown(Exception):
     """Raised inside the loop to pause the consumer; never escapes it."""
 
@@ -139,6 +143,20 @@ class ConsumerLoop:
         self.queue = topo.names.consumer_queue(role.consumer)
         self._buffer: list[amqp.Message] = []
         self._connection: amqp.Connection | None = None
+        # Health, read by the metrics endpoint at scrape time: registered on the queue,
+        # and the loop ran within two heartbeat intervals (a stuck loop reads 0).
+        self._registered = False
+        self._cancelled = False
+        self._alive_at = 0.0
+        metrics.CONSUMING.labels(role.consumer).set_function(self._consuming)
+
+    def _consuming(self) -> float:
+        fresh = time.monotonic() - self._alive_at < 2 * amqp_client.HEARTBEAT_SECONDS
+        return 1.0 if self._registered and fresh else 0.0
+
+    def _on_cancel(self, consumer_tag: str) -> None:
+        """The broker cancelled our consumer (queue deleted, node restarting)."""
+        self._cancelled = True
 
     # Lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -147,7 +165,7 @@ class ConsumerLoop:
         while not self.stop_event.is_set():
             try:
                 self._consume(backoff)
-            except (*amqp_client.CONNECTION_ERRORS, PublishFailed) as exc:
+            except (*amqp_client.CONNECTION_ERRORS, PublishFailed, ConsumerCancelled) as exc:
                 delay = backoff.next()
                 log.warning("broker connection lost; consumer reconnects",
                             extra={"consumer": self.role.consumer, "error": repr(exc),
@@ -157,6 +175,7 @@ class ConsumerLoop:
                 log.exception("consumer crashed; restarting", extra={"consumer": self.role.consumer})
                 self.stop_event.wait(backoff.next())
             finally:
+                self._registered = False
                 amqp_client.close_quietly(self._connection)
                 self._connection = None
                 self._buffer.clear()  # unacked: the broker requeues them on close
@@ -167,17 +186,24 @@ class ConsumerLoop:
         self._connection = connection
         channel = connection.channel()
         channel.basic_qos(0, self.options.prefetch, False)
-        tag = channel.basic_consume(self.queue, callback=self._buffer.append)
+        self._cancelled = False
+        tag = channel.basic_consume(self.queue, callback=self._buffer.append,
+                                    on_cancel=self._on_cancel)
         publisher = ConfirmingPublisher(connection)
+        self._registered = True
         backoff.reset()
         while not self.stop_event.is_set():
+            self._alive_at = time.monotonic()
             connection.heartbeat_tick()
+            if self._cancelled:
+                raise ConsumerCancelled(self.queue)
             if not self._buffer:
                 amqp_client.drain(connection, WAIT_SLICE_SECONDS)
                 continue
             self._gather(connection)
             self._process_buffer(channel, publisher)
         # Stop: no new deliveries; finish what we hold, ack it, then close.
+        self._registered = False
         channel.basic_cancel(tag)
         while self._buffer and amqp_client.drain(connection, 0):
             pass
@@ -286,6 +312,7 @@ class ConsumerLoop:
         deadline = time.monotonic() + seconds
         while not self.stop_event.is_set() and time.monotonic() < deadline:
             assert self._connection is not None
+            self._alive_at = time.monotonic()
             self._connection.heartbeat_tick()
             amqp_client.drain(self._connection, min(WAIT_SLICE_SECONDS, seconds))
 

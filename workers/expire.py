@@ -37,10 +37,7 @@ class Expire:
         ))
         outcome = expire_due(self.deps, token_ids)
         restored = {r.token_id: r for r in outcome.restored}
-        metrics.REFUNDS.inc(len(restored))
-        for r in outcome.restored:
-            if r.expires_at is not None:
-                metrics.REFUND_LATENESS.observe((r.restored_at - r.expires_at).total_seconds())
+        metrics.refunded(outcome.restored, metrics.REFUNDS)
         again, outcomes = [], []
         counted: set[uuid.UUID] = set()
         for d in batch:

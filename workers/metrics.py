@@ -28,9 +28,34 @@ RETRIES = Counter("exchange_tokens_retries_total", "Messages sent back for a ret
 DEAD_LETTERS = Counter(
     "exchange_tokens_dead_letters_total", "Messages dead-lettered", ["consumer", "reason"]
 )
+POINTS_RESTORED = Counter(
+    "exchange_tokens_points_restored_total", "Points given back to balances", ["reason"]
+)
+DEAD_LETTER_DEPTH = Gauge(
+    "exchange_tokens_dead_letter_depth", "Messages waiting in the parking queue"
+)
+PAST_EXPIRY = Gauge(
+    "exchange_tokens_active_tokens_past_expiry",
+    "Active tokens more than 5 s past expires_at: lost timers the sweep has not caught yet",
+)
+CONSUMING = Gauge(
+    "exchange_tokens_worker_consuming",
+    "1 while the consumer is registered on its queue and its loop ran recently",
+    ["consumer"],
+)
 REDELAYED = Counter(
     "exchange_tokens_expiry_redelayed_total", "Expiry messages that came early, delayed again"
 )
+
+
+def refunded(restored: list, counter: Counter | None = None) -> None:
+    """Count refunds applied by a worker: tokens, points, and each one's lateness."""
+    if counter is not None:
+        counter.inc(len(restored))
+    for r in restored:
+        POINTS_RESTORED.labels(r.reason).inc(r.points)
+        if r.expires_at is not None:
+            REFUND_LATENESS.observe((r.restored_at - r.expires_at).total_seconds())
 
 
 def serve(port: int) -> None:

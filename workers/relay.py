@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import select
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +40,6 @@ from workers.backoff import Backoff
 log = logging.getLogger("exchange_tokens.relay")
 
 POLL_SECONDS = 0.2  # contract: poll at least every 200 ms
-BACKLOG_EVERY_SECONDS = 5.0
 
 # Claim and mark in one statement: the rows are locked (SKIP LOCKED: other relays take
 # other rows) and marked published, but nobody sees the mark before our COMMIT, which
@@ -56,10 +54,6 @@ _UNMARK = text("UPDATE outbox SET published_at = NULL WHERE id = ANY(:ids)")
 # Losing this commit in a database crash only publishes the batch again (a duplicate,
 # which consumers absorb), so it need not wait for the WAL flush.
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
-_BACKLOG = text(
-    "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
-    " FROM outbox WHERE published_at IS NULL"
-)
 
 
 @dataclass
@@ -103,7 +97,6 @@ class Relay:
         self._connection = None
         self._publisher: ConfirmingPublisher | None = None
         self._listener: psycopg2.extensions.connection | None = None
-        self._backlog_at = 0.0
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -204,7 +197,6 @@ class Relay:
                 try:
                     self._ensure_listener()
                     self.drain()
-                    self._update_backlog()
                     backoff.reset()
                     self._wait_for_news()
                 except amqp_client.CONNECTION_ERRORS as exc:
@@ -236,16 +228,6 @@ class Relay:
         if ready:
             self._listener.poll()
             self._listener.notifies.clear()
-
-    def _update_backlog(self) -> None:
-        now = time.monotonic()
-        if now - self._backlog_at < BACKLOG_EVERY_SECONDS:
-            return
-        self._backlog_at = now
-        with self.engine.connect() as conn:
-            count, age = conn.execute(_BACKLOG).one()
-        metrics.OUTBOX_BACKLOG.set(count)
-        metrics.OUTBOX_OLDEST_AGE.set(float(age))
 
     # Connections -------------------------------------------------------------------------
     def _ensure_publisher(self) -> ConfirmingPublisher:

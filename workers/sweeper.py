@@ -27,10 +27,7 @@ class Sweeper:
         while not self.stop_event.is_set():
             restored = sweep(self.deps, limit=self.batch)
             total += len(restored)
-            metrics.SWEEP_RESTORED.inc(len(restored))
-            for r in restored:
-                if r.expires_at is not None:
-                    metrics.REFUND_LATENESS.observe((r.restored_at - r.expires_at).total_seconds())
+            metrics.refunded(restored, metrics.SWEEP_RESTORED)
             if len(restored) < self.batch:
                 break
         if total:

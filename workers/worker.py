@@ -21,6 +21,7 @@ from workers.audit import Audit
 from workers.consumer import ConsumerLoop, ConsumerOptions, Role
 from workers.exchange_requests import ExchangeRequests
 from workers.expire import Expire
+from workers.monitor import Monitor
 from workers.relay import Relay
 from workers.schedule_expiry import ScheduleExpiry
 from workers.sweeper import Sweeper
@@ -80,8 +81,11 @@ class Worker:
         """Declare the topology (idempotent), then start one thread per role."""
         topo = topo or declare_topology(self.settings)
         targets = self._targets(topo)
-        for role in self.options.roles:
-            thread = threading.Thread(target=targets[role], name=f"role-{role}", daemon=True)
+        monitor = Monitor(self.container.engine, self.options.amqp_url or self.settings.amqp_url,
+                          topo.names, self.stop_event)
+        for name, target in [*((r, targets[r]) for r in self.options.roles),
+                             ("monitor", monitor.run)]:
+            thread = threading.Thread(target=target, name=f"role-{name}", daemon=True)
             thread.start()
             self.threads.append(thread)
         log.info("worker started", extra={"roles": list(self.options.roles)})
@@ -110,7 +114,8 @@ class Worker:
         signal.signal(signal.SIGINT, on_signal)
         self.start()
         while not received.wait(0.5):
-            if not any(t.is_alive() for t in self.threads):
-                log.error("every role has stopped")
+            if not all(t.is_alive() for t in self.threads):
+                log.error("a role has stopped; stopping the worker")
+                self.stop()
                 return 1
         return 0 if self.stop() else 1

@@ -76,3 +76,46 @@ def test_sigterm_stops_a_busy_worker_with_status_0_within_10_seconds(
     assert all({"ts", "level", "event"} <= r.keys() for r in records)
     assert any(r["event"] == "worker stopped" for r in records)
     assert any(r["event"] == "points restored" for r in records)
+
+
+def scrape(port: int) -> dict[str, float]:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:  # noqa: S310
+            body = r.read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for family in text_string_to_metric_families(body):
+        for s in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+    return out
+
+
+def test_the_worker_reports_consuming_refunds_and_lateness_on_its_metrics_port(
+    container, deps, user, spawn, tmp_path
+):
+    from tests.e2e.test_run_all import free_port
+
+    port = free_port()
+    spawn("worker", "--metrics-port", str(port), stderr_path=tmp_path / "w.log")
+    consumers = ["schedule-expiry", "expire", "exchange-requests", "audit"]
+    wait_until(lambda: all(scrape(port).get(f"exchange_tokens_worker_consuming{{consumer={c}}}")
+                           == 1 for c in consumers), timeout=20, interval=0.2)
+    services.credit(deps, user, 30)
+    short = dataclasses.replace(deps, token_ttl_seconds=1)
+    for _ in range(3):
+        services.issue(short, user, 10)
+    wait_until(lambda: scrape(port).get("exchange_tokens_refunds_total", 0)
+               + scrape(port).get("exchange_tokens_sweep_restored_total", 0) >= 3, timeout=20,
+               interval=0.2)
+    m = scrape(port)
+    assert m["exchange_tokens_refund_lateness_seconds_count"] >= 3
+    assert m["exchange_tokens_points_restored_total{reason=expired}"] >= 30
+    assert "exchange_tokens_outbox_backlog" in m
+    assert "exchange_tokens_dead_letter_depth" in m
+    assert "exchange_tokens_active_tokens_past_expiry" in m
