@@ -22,6 +22,7 @@ from bench import api_issue, cost_curve, lateness, memory, refunds, relay
 from bench.context import Context, NotMeasured
 from bench.environment import BenchEnv, machine_info, reset, throwaway_world
 from bench.report import Row, missing, render_table, write_json
+from bench.show import machine_line
 from bench.sizes import Sizes, sizes_for
 
 Benchmark = Callable[[BenchEnv, Sizes, Context], list[Row]]
@@ -91,9 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
     elapsed = time.monotonic() - started
     print(render_table(rows))
-    print(f"\n{machine['cores']} cores, {machine['cpu_model']}; PostgreSQL {machine['postgres']},"
-          f" RabbitMQ {machine['rabbitmq']}, Python {machine['python']}; {machine['date']};"
-          f" {elapsed:.0f} s{' (--quick)' if args.quick else ''}")
+    print()
+    print(machine_line(machine, elapsed, args.quick))
     write_json(args.out, machine, {"quick": args.quick, "only": chosen, "sizes": vars(sizes)},
                rows, elapsed, world)
     return 1 if failed else 0
