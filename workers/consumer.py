@@ -49,7 +49,12 @@ from shared.messaging.failures import (
     retry_message,
 )
 from shared.messaging.names import H_REQUEST_ID
-from shared.messaging.publisher import ConfirmingPublisher, PublishFailed, new_message_id
+from shared.messaging.publisher import (
+    ConfirmingPublisher,
+    PublishFailed,
+    Sent,
+    new_message_id,
+)
 from shared.messaging.topology import Topology
 from shared.persistence.database import is_unavailable
 from workers import metrics
@@ -148,6 +153,9 @@ class ConsumerLoop:
         self._registered = False
         self._cancelled = False
         self._alive_at = 0.0
+        # A handled batch whose deferred publishes await their confirms: acked once they
+        # come, while the next batch is already being handled (confirm latency overlaps).
+        self._unconfirmed: tuple[list[Delivery], list[str], list[Sent]] | None = None
         metrics.CONSUMING.labels(role.consumer).set_function(self._consuming)
 
     def _consuming(self) -> float:
@@ -176,6 +184,7 @@ class ConsumerLoop:
                 self.stop_event.wait(backoff.next())
             finally:
                 self._registered = False
+                self._unconfirmed = None  # unacked: redelivered, published again (harmless)
                 amqp_client.close_quietly(self._connection)
                 self._connection = None
                 self._buffer.clear()  # unacked: the broker requeues them on close
@@ -198,6 +207,9 @@ class ConsumerLoop:
             if self._cancelled:
                 raise ConsumerCancelled(self.queue)
             if not self._buffer:
+                if self._unconfirmed is not None:  # idle: do not sit on acks
+                    self._settle_unconfirmed(channel, publisher)
+                    continue
                 amqp_client.drain(connection, WAIT_SLICE_SECONDS)
                 continue
             self._gather(connection)
@@ -208,6 +220,7 @@ class ConsumerLoop:
         while self._buffer and amqp_client.drain(connection, 0):
             pass
         self._process_buffer(channel, publisher, stopping=True)
+        self._settle_unconfirmed(channel, publisher)
         connection.close()
 
     def _gather(self, connection: amqp.Connection) -> None:
@@ -255,6 +268,7 @@ class ConsumerLoop:
             except DatabaseDown as exc:
                 if stopping or self.stop_event.is_set():
                     return  # leave them unacked: requeued when we close
+                self._settle_unconfirmed(channel, publisher)
                 delay = pause.next()
                 log.warning("database unavailable; consumer paused (no attempt counted)",
                             extra={"consumer": self.role.consumer, "error": str(exc.__cause__),
@@ -281,9 +295,28 @@ class ConsumerLoop:
             for d in batch:
                 self._handle_with_pause(channel, publisher, [d], self.stop_event.is_set())
             return
+        tickets = publisher.take_deferred()
+        self._settle_unconfirmed(channel, publisher)
+        if tickets:
+            self._unconfirmed = (batch, outcomes, tickets)
+        else:
+            self._ack(channel, batch, outcomes)
+
+    def _settle_unconfirmed(self, channel: amqp.Channel, publisher: ConfirmingPublisher) -> None:
+        """Wait for the previous batch's deferred confirms, then ack it."""
+        if self._unconfirmed is None:
+            return
+        batch, outcomes, tickets = self._unconfirmed
+        self._unconfirmed = None
+        for ticket in tickets:
+            if not all(publisher.wait(ticket)):
+                raise PublishFailed("deferred publishes not confirmed; the batch is redelivered")
+        self._ack(channel, batch, outcomes)
+
+    def _ack(self, channel: amqp.Channel, batch: list[Delivery], outcomes: list[str]) -> None:
         acks = amqp_client.FrameBatch(channel.connection)
         for d in batch:
-            acks.ack(channel, d.delivery_tag)  # after the handler's commit
+            acks.ack(channel, d.delivery_tag)  # after the handler's commit and confirms
         acks.flush()
         for outcome in set(outcomes):
             metrics.MESSAGES.labels(self.role.consumer, outcome).inc(outcomes.count(outcome))
@@ -295,6 +328,7 @@ class ConsumerLoop:
                     return self.role.handle(batch, publisher)
             return self.role.handle(batch, publisher)
         except Exception as exc:
+            publisher.take_deferred()  # sent, but the batch is not done: it comes back
             if is_unavailable(exc):
                 raise DatabaseDown() from exc
             raise

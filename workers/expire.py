@@ -12,9 +12,10 @@ from __future__ import annotations
 import uuid
 
 from schemas.events import TokenExpired
+from shared.messaging.delays import delay_target
 from shared.messaging.failures import clean_headers
 from shared.messaging.publisher import ConfirmingPublisher, Outgoing
-from shared.messaging.topology import Topology, delay_routing_key
+from shared.messaging.topology import Topology
 from shared.services.deps import Deps
 from shared.services.expire import expire_due
 from workers import metrics
@@ -46,9 +47,11 @@ class Expire:
                 outcomes.append("ignored")
             elif e.token_id in outcome.not_due and outcome.as_of is not None:
                 remaining = outcome.not_due[e.token_id] - outcome.as_of
+                exchange, key = delay_target(
+                    self.topo, remaining.total_seconds() * 1000, self.consumer)
                 again.append(Outgoing(
-                    exchange=self.topo.delay_entry,
-                    routing_key=delay_routing_key(remaining.total_seconds() * 1000, self.consumer),
+                    exchange=exchange,
+                    routing_key=key,
                     body=d.body, message_id=d.message_id or str(e.event_id), type=d.type,
                     headers=clean_headers(d.headers),
                 ))

@@ -15,9 +15,10 @@ from datetime import datetime
 from sqlalchemy import Engine, func, select
 
 from schemas.events import TokenExpired, TokenIssued
+from shared.messaging.delays import delay_target
 from shared.messaging.names import H_CAUSATION_ID, H_REQUEST_ID
 from shared.messaging.publisher import ConfirmingPublisher, Outgoing
-from shared.messaging.topology import Topology, delay_routing_key
+from shared.messaging.topology import Topology
 from workers.consumer import Delivery
 
 EXPIRE_CONSUMER = "expire"
@@ -38,10 +39,11 @@ def timer_for(event: TokenIssued) -> TokenExpired:
 
 def timer_message(topo: Topology, timer: TokenExpired, now: datetime,
                   headers: dict[str, object]) -> Outgoing:
-    delay_ms = (timer.expires_at - now).total_seconds() * 1000
+    exchange, key = delay_target(
+        topo, (timer.expires_at - now).total_seconds() * 1000, EXPIRE_CONSUMER)
     return Outgoing(
-        exchange=topo.delay_entry,
-        routing_key=delay_routing_key(delay_ms, EXPIRE_CONSUMER),
+        exchange=exchange,
+        routing_key=key,
         body=timer.model_dump_json().encode(),
         message_id=str(timer.event_id),
         type=timer.type,
@@ -72,7 +74,8 @@ class ScheduleExpiry:
                 headers[H_REQUEST_ID] = d.headers[H_REQUEST_ID]
             messages.append(timer_message(self.topo, timer_for(d.event), now, headers))
             outcomes.append("scheduled")
-        # Confirmed before the TokenIssued deliveries are acked: a crash in between only
-        # schedules the timer twice.
-        publisher.publish_all(messages)
+        # Confirmed before the TokenIssued deliveries are acked (a crash in between only
+        # schedules the timer twice); deferred, so the broker's confirm latency overlaps
+        # with the next batch.
+        publisher.defer(messages)
         return outcomes

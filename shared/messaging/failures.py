@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.messaging.delays import delay_target
 from shared.messaging.names import (
     H_ATTEMPTS,
     H_DEAD_LETTERED_AT,
@@ -92,9 +93,10 @@ def retry_message(
 ) -> Outgoing:
     """The same message, back to ``consumer``'s queue after ``delay_s``, attempts counted."""
     text, _ = describe(exc)
+    exchange, key = delay_target(topo, delay_s * 1000, consumer)
     return Outgoing(
-        exchange=topo.delay_entry,
-        routing_key=delay_routing_key(delay_s * 1000, consumer),
+        exchange=exchange,
+        routing_key=key,
         body=body,
         message_id=message_id,
         type=type_,

@@ -63,6 +63,7 @@ class ConfirmingPublisher:
         self.channel.events["basic_nack"].add(self._on_nack)
         self.channel.events["basic_return"].add(self._on_return)
         self._frames = FrameBatch(connection)  # the whole batch in one socket write
+        self._deferred: list[Sent] = []
 
     # Broker callbacks (run inside drain_events) -------------------------------------------
     def _settle(self, tag: int, multiple: bool, into: set[int]) -> None:
@@ -128,6 +129,16 @@ class ConfirmingPublisher:
     ) -> list[bool]:
         """Publish every message, then wait for their confirms (pipelined)."""
         return self.wait(self.send(messages), timeout)
+
+    def defer(self, messages: Sequence[Outgoing]) -> None:
+        """Send now; the caller (a consumer loop) waits for these confirms later, before it
+        acks what caused them (see :meth:`take_deferred`)."""
+        if messages:
+            self._deferred.append(self.send(messages))
+
+    def take_deferred(self) -> list[Sent]:
+        taken, self._deferred = self._deferred, []
+        return taken
 
     def publish_all(self, messages: Sequence[Outgoing]) -> None:
         """All or error: raise :class:`PublishFailed` unless every message is queued."""
