@@ -132,6 +132,11 @@ class DatabaseDown(Exception):
     """Raised inside the loop to pause the consumer; never escapes it."""
 
 
+# The running loops of each consumer in this process: the "consuming" gauge is 1 only if
+# every one of them is.
+_LOOPS: dict[str, list[ConsumerLoop]] = {}
+
+
 class ConsumerLoop:
     """Runs one :class:`Role` until ``stop`` is set; reconnects through broker outages."""
 
@@ -156,7 +161,10 @@ class ConsumerLoop:
         # A handled batch whose deferred publishes await their confirms: acked once they
         # come, while the next batch is already being handled (confirm latency overlaps).
         self._unconfirmed: tuple[list[Delivery], list[str], list[Sent]] | None = None
-        metrics.CONSUMING.labels(role.consumer).set_function(self._consuming)
+        _LOOPS.setdefault(role.consumer, []).append(self)
+        metrics.CONSUMING.labels(role.consumer).set_function(
+            lambda: min((loop._consuming() for loop in _LOOPS.get(role.consumer, [])),
+                        default=0.0))
 
     def _consuming(self) -> float:
         fresh = time.monotonic() - self._alive_at < 2 * amqp_client.HEARTBEAT_SECONDS
@@ -188,6 +196,7 @@ class ConsumerLoop:
                 amqp_client.close_quietly(self._connection)
                 self._connection = None
                 self._buffer.clear()  # unacked: the broker requeues them on close
+        _LOOPS[self.role.consumer].remove(self)
         log.info("consumer stopped", extra={"consumer": self.role.consumer})
 
     def _consume(self, backoff: Backoff) -> None:
