@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -97,8 +98,9 @@ class Worker:
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
         """Ask every role to finish its batch in hand and close; True if all did."""
         self.stop_event.set()
+        deadline = time.monotonic() + timeout  # one deadline for all, not one each
         for thread in self.threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         alive = [t.name for t in self.threads if t.is_alive()]
         if alive:
             log.error("roles did not stop in time", extra={"roles": alive})
