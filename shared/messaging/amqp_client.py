@@ -14,6 +14,7 @@ so handlers stay short (RELIABILITY.md, the silent-consumer failure of kombu#670
 
 from __future__ import annotations
 
+import struct
 from urllib.parse import unquote, urlsplit
 
 import amqp
@@ -122,6 +123,34 @@ class FrameBatch:
         args = dumps("Bssbb", (0, exchange, routing_key, mandatory, False))
         self._write_frame(1, channel.channel_id, spec.Basic.Publish, args, message)
 
+    def publish_plain(
+        self, channel_id: int, exchange: str, routing_key: str, body: bytes, *,
+        message_id: str, type_: str | None, timestamp: int, headers: dict[str, str],
+    ) -> None:
+        """Encode a persistent JSON message whose headers are all strings, by hand.
+
+        The same frames py-amqp would write (AMQP 0-9-1 §4.2 and §4.2.6: basic.publish
+        with mandatory, a content header, body frames), at a fraction of the CPU: the
+        relay spent most of its time in py-amqp's generic property serialisation. Any
+        other message goes through :meth:`publish`.
+        """
+        method = (
+            _PUBLISH_METHOD + _shortstr(exchange) + _shortstr(routing_key) + b"\x01"  # mandatory
+        )
+        table = b"".join(_shortstr(k) + b"S" + _longstr(v.encode()) for k, v in headers.items())
+        flags = 0x8000 | 0x2000 | 0x1000 | 0x0080 | 0x0040  # content type, headers, mode, id, ts
+        props = [_shortstr("application/json"), struct.pack(">I", len(table)), table, b"\x02",
+                 _shortstr(message_id), struct.pack(">Q", timestamp)]
+        if type_ is not None:
+            flags |= 0x0020
+            props.append(_shortstr(type_))
+        header = struct.pack(">HHQH", 60, 0, len(body), flags) + b"".join(props)
+        frames = [_frame(1, channel_id, method), _frame(2, channel_id, header)]
+        chunk = self.connection.frame_max - 8
+        frames.extend(_frame(3, channel_id, body[i:i + chunk]) for i in range(0, len(body), chunk))
+        self._parts.append(b"".join(frames))
+        self.connection.bytes_sent += 1  # py-amqp's heartbeat bookkeeping counts writes
+
     def ack(self, channel: amqp.Channel, delivery_tag: int) -> None:
         self._write_frame(1, channel.channel_id, spec.Basic.Ack,
                           dumps("Lb", (delivery_tag, False)), None)
@@ -131,3 +160,21 @@ class FrameBatch:
             payload = b"".join(self._parts)
             self._parts.clear()
             self.connection.transport.write(payload)
+
+
+_PUBLISH_METHOD = struct.pack(">HHH", 60, 40, 0)  # basic.publish, reserved-1
+
+
+def _shortstr(value: str) -> bytes:
+    data = value.encode()
+    if len(data) > 255:
+        raise ValueError(f"shortstr too long: {value[:40]}…")
+    return bytes((len(data),)) + data
+
+
+def _longstr(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def _frame(kind: int, channel_id: int, payload: bytes) -> bytes:
+    return struct.pack(">BHI", kind, channel_id, len(payload)) + payload + b"\xce"

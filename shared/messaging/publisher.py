@@ -91,13 +91,21 @@ class ConfirmingPublisher:
             self._next_tag += 1
             self._pending[self._next_tag] = m.message_id
             tags.append(self._next_tag)
+            timestamp = int((m.timestamp or datetime.now(UTC)).timestamp())
+            if all(isinstance(v, str) for v in m.headers.values()):
+                self._frames.publish_plain(
+                    self.channel.channel_id, m.exchange, m.routing_key, m.body,
+                    message_id=m.message_id, type_=m.type, timestamp=timestamp,
+                    headers=dict(m.headers),
+                )
+                continue
             message = amqp.Message(
                 m.body,
                 content_type="application/json",
                 delivery_mode=2,  # persistent: survives a broker restart
                 message_id=m.message_id,
                 type=m.type,
-                timestamp=int((m.timestamp or datetime.now(UTC)).timestamp()),
+                timestamp=timestamp,
                 application_headers=dict(m.headers),
             )
             # mandatory: an unroutable message comes back instead of vanishing

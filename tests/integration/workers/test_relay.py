@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 
 from schemas.events import TokenIssued
+from shared.logs import bound
 from shared.messaging import amqp_client
 from shared.messaging.publisher import ConfirmingPublisher, Outgoing
 from shared.persistence.outbox import record_events
@@ -79,10 +80,15 @@ def test_a_relay_wakes_on_notify_well_within_the_poll_interval(
         wait_until(lambda: unsent_count(container.engine) == 0, timeout=10)
         probe()
         started = time.monotonic()
-        [event_id] = record(deps, 1)
-        wait_until(lambda: any(p.message_id == event_id for p, _ in probe()), timeout=5,
-                   interval=0.005)
+        with bound(request_id="req-relay-1"):
+            [event_id] = record(deps, 1)
+        seen: list = []
+        wait_until(lambda: seen.extend(p for p, _ in probe() if p.message_id == event_id)
+                   or seen, timeout=5, interval=0.005)
         assert time.monotonic() - started < 0.5
+        # The outbox row's headers travel with the message (the worker logs carry them).
+        assert seen[0].headers == {"x-request-id": "req-relay-1"}
+        assert seen[0].timestamp is not None
     finally:
         relay.stop()
         thread.join(10)
