@@ -132,6 +132,11 @@ class DatabaseDown(Exception):
     """Raised inside the loop to pause the consumer; never escapes it."""
 
 
+# What makes the loop reconnect (unacked deliveries are requeued by the broker).
+_RECONNECT: tuple[type[BaseException], ...] = (
+    *amqp_client.CONNECTION_ERRORS, PublishFailed, ConsumerCancelled,
+)
+
 # The running loops of each consumer in this process: the "consuming" gauge is 1 only if
 # every one of them is.
 _LOOPS: dict[str, list[ConsumerLoop]] = {}
@@ -181,7 +186,7 @@ class ConsumerLoop:
         while not self.stop_event.is_set():
             try:
                 self._consume(backoff)
-            except (*amqp_client.CONNECTION_ERRORS, PublishFailed, ConsumerCancelled) as exc:
+            except _RECONNECT as exc:
                 delay = backoff.next()
                 log.warning("broker connection lost; consumer reconnects",
                             extra={"consumer": self.role.consumer, "error": repr(exc),
@@ -293,7 +298,7 @@ class ConsumerLoop:
             outcomes = self._run_role(batch, publisher)
         except DatabaseDown:
             raise
-        except (*amqp_client.CONNECTION_ERRORS, PublishFailed):
+        except _RECONNECT:
             raise
         except Exception as exc:  # noqa: BLE001 - any handler error is retried
             if len(batch) == 1:
