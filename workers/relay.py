@@ -2,10 +2,10 @@
 
 One short transaction per batch::
 
-    UPDATE outbox SET published_at = now() WHERE id IN (
-        SELECT id … WHERE published_at IS NULL ORDER BY id LIMIT n
-        FOR UPDATE SKIP LOCKED)         -- several relays take disjoint batches
-        RETURNING …                     -- the mark is invisible until COMMIT
+    SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT n
+        FOR UPDATE SKIP LOCKED          -- several relays take disjoint batches
+    UPDATE outbox SET published_at = now() WHERE id = ANY(…) RETURNING …
+                                        -- the mark is invisible until COMMIT
     publish the batch (persistent, mandatory), then wait for every confirm (pipelined)
     UPDATE outbox SET published_at = NULL WHERE id IN (nacked, returned, unconfirmed)
     COMMIT
@@ -41,13 +41,17 @@ log = logging.getLogger("exchange_tokens.relay")
 
 POLL_SECONDS = 0.2  # contract: poll at least every 200 ms
 
-# Claim and mark in one statement: the rows are locked (SKIP LOCKED: other relays take
-# other rows) and marked published, but nobody sees the mark before our COMMIT, which
-# comes only after the broker confirmed. Any failure rolls the mark back.
+# Claim, then mark: the rows are locked (SKIP LOCKED: other relays take other rows) and
+# marked published, but nobody sees the mark before our COMMIT, which comes only after the
+# broker confirmed; any failure rolls it back. Two statements, not UPDATE … WHERE id IN
+# (SELECT … LIMIT n FOR UPDATE SKIP LOCKED): PostgreSQL may rescan such a subquery once
+# per outer row, and the LIMIT window then slides over the whole backlog.
 _CLAIM = text(
-    "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id IN ("
-    " SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT :n"
-    " FOR UPDATE SKIP LOCKED)"
+    "SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT :n"
+    " FOR UPDATE SKIP LOCKED"
+)
+_MARK = text(
+    "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY(:ids)"
     " RETURNING id, event_id, event_type, payload::text AS body, headers, created_at"
 )
 _UNMARK = text("UPDATE outbox SET published_at = NULL WHERE id = ANY(:ids)")
@@ -109,11 +113,12 @@ class Relay:
         tx = conn.begin()
         try:
             conn.execute(_ASYNC_COMMIT)
-            rows = sorted(conn.execute(_CLAIM, {"n": self.batch_size}).all(), key=lambda r: r.id)
-            if not rows:
+            ids = conn.execute(_CLAIM, {"n": self.batch_size}).scalars().all()
+            if not ids:
                 tx.rollback()
                 conn.close()
                 return None
+            rows = sorted(conn.execute(_MARK, {"ids": list(ids)}).all(), key=lambda r: r.id)
             sent = publisher.send([
                 Outgoing(
                     exchange=self.exchange,
