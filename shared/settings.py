@@ -85,7 +85,7 @@ class Settings(BaseSettings):
             if self.app_env is AppEnv.production:
                 raise ValueError("JWT_SECRET is required unless APP_ENV=development")
             # Development only: a fixed, loudly insecure key so `make run` works out of the box.
-            self.jwt_secret = "development-only-insecure-secret"  # noqa: S105
+            self.jwt_secret = "development-only-insecure-secret-never-in-production"  # noqa: S105
         return self
 
     @property

