@@ -9,6 +9,7 @@ PostgreSQL's clock, the one clock: ``expires_at - now()``.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 
@@ -22,6 +23,8 @@ from shared.messaging.topology import Topology
 from workers.consumer import Delivery
 
 EXPIRE_CONSUMER = "expire"
+
+log = logging.getLogger("exchange_tokens.schedule_expiry")
 
 
 def timer_for(event: TokenIssued) -> TokenExpired:
@@ -74,6 +77,10 @@ class ScheduleExpiry:
                 headers[H_REQUEST_ID] = d.headers[H_REQUEST_ID]
             messages.append(timer_message(self.topo, timer_for(d.event), now, headers))
             outcomes.append("scheduled")
+            with d.log_context():  # ties the timer to the API request that issued it
+                log.info("expiry scheduled", extra={
+                    "token_id": str(d.event.token_id), "user_id": d.event.user_id,
+                    "points": d.event.points, "expires_at": d.event.expires_at.isoformat()})
         # Confirmed before the TokenIssued deliveries are acked (a crash in between only
         # schedules the timer twice); deferred, so the broker's confirm latency overlaps
         # with the next batch.

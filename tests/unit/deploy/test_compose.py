@@ -3,6 +3,7 @@ observable: services, healthchecks, start-up conditions, replicas, volumes, brok
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.unit.deploy.conftest import APP_SERVICES, DEPLOY
@@ -111,6 +112,10 @@ def test_the_broker_configuration_and_plugins_are_mounted_from_the_repository(
     conf = [source for target, source in mounts.items() if target.startswith("/etc/rabbitmq/conf.d/")]
     assert conf == ["./rabbitmq/rabbitmq.conf"]
     assert mounts["/etc/rabbitmq/enabled_plugins"] == "./rabbitmq/enabled_plugins"
+    # The dead-letter forwarder's window: the delay levels' throughput depends on it.
+    assert mounts["/etc/rabbitmq/advanced.config"] == "./rabbitmq/advanced.config"
+    advanced = (DEPLOY / "rabbitmq" / "advanced.config").read_text()
+    assert re.search(r"\{dead_letter_worker_consumer_prefetch,\s*\d+\}", advanced)
     for source in mounts.values():
         if source.startswith("./"):
             assert (DEPLOY / source).is_file(), source
