@@ -40,6 +40,10 @@ class TcpProxy:
     def down(self) -> None:
         """Refuse new connections and cut the open ones."""
         if self._listener is not None:
+            # shutdown wakes the thread blocked in accept(); close alone would not, and
+            # that thread would go on accepting connections on the "closed" port.
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 self._listener.close()
             self._listener = None

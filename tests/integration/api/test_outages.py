@@ -90,32 +90,28 @@ def test_broker_down_keeps_the_api_working_and_readyz_says_503(settings, auth, u
 
 def test_the_same_app_answers_503_while_the_database_is_away_and_recovers_after(settings,
                                                                                 auth, user):
-    from sqlalchemy.engine import make_url
+    from tests.support.tcp_proxy import TcpProxy
 
-    from tests.integration.api.tcp_proxy import TcpProxy
-
-    real = make_url(settings.sqlalchemy_url)
-    proxy = TcpProxy(real.host or "127.0.0.1", real.port or 5432)
-    proxy.start()
-    via_proxy = real.set(host="127.0.0.1", port=proxy.port).render_as_string(
-        hide_password=False)
+    proxy = TcpProxy.in_front_of(settings.sqlalchemy_url, 5432)
+    proxy.up()
+    via_proxy = proxy.url_for(settings.sqlalchemy_url)
     app = create_app(settings.model_copy(update={"database_url": via_proxy}))
     client = app.test_client()
     try:
         assert client.get("/api/accounts/me", headers=auth(user)).status_code == 200
         # When PostgreSQL goes away (every connection reset, new ones refused)...
-        proxy.stop()
+        proxy.down()
         for _ in range(2):
             started = time.monotonic()
             r = client.get("/api/accounts/me", headers=auth(user))
             assert time.monotonic() - started < 5
             assert_error(r, 503, "service_unavailable")
         # ...and comes back, the same app serves again: no restart.
-        proxy.start()
+        proxy.up()
         deadline = time.monotonic() + 10
         while (r := client.get("/api/accounts/me", headers=auth(user))).status_code != 200:
             assert time.monotonic() < deadline, r.get_json()
             time.sleep(0.2)
     finally:
-        proxy.stop()
+        proxy.down()
         app.extensions["container"].close()

@@ -17,7 +17,7 @@ from tests.integration.workers.conftest import (
     unsent_count,
     wait_until,
 )
-from tests.integration.workers.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import TcpProxy
 from workers.worker import Worker, WorkerOptions
 
 ALL_BUT_SWEEP = ["relay", "schedule-expiry", "expire", "exchange-requests", "audit"]

@@ -16,7 +16,7 @@ from shared.bootstrap import bootstrap
 from shared.messaging import names as h
 from shared.messaging.topology import delay_routing_key
 from tests.integration.workers.conftest import wait_until
-from tests.integration.workers.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import TcpProxy
 from workers import metrics
 from workers.worker import Worker, WorkerOptions
 
