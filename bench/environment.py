@@ -15,7 +15,6 @@ from typing import Any
 
 import pika
 import psycopg2
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.seed import create_bench_tables
@@ -83,12 +82,7 @@ def throwaway_world() -> Iterator[BenchEnv]:
         yield env
     finally:
         _remove_broker_objects(env)
-        admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        finally:
-            admin.dispose()
+        migrations.drop_database(sqlalchemy_url)
 
 
 def _prepare_database(env: BenchEnv) -> None:
@@ -121,12 +115,7 @@ def sibling_database(env: BenchEnv, suffix: str) -> Iterator[BenchEnv]:
         _prepare_database(sibling)
         yield sibling
     finally:
-        admin = create_engine(main.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        finally:
-            admin.dispose()
+        migrations.drop_database(sqlalchemy_url)
 
 
 def reset(env: BenchEnv) -> None:

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from shared.bootstrap import Container, bootstrap
@@ -97,10 +96,7 @@ def database_url(_servers: tuple[str, str], run_id: str) -> Iterator[str]:
     migrations.ensure_database(rendered)
     migrations.upgrade(rendered)
     yield rendered
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    admin.dispose()
+    migrations.drop_database(rendered)
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,17 @@ def ensure_database(sqlalchemy_url: str) -> bool:
         admin.dispose()
 
 
+def drop_database(sqlalchemy_url: str) -> None:
+    """Drop the database named by the URL, closing its sessions (test and bench runs)."""
+    url = make_url(sqlalchemy_url)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
 def upgrade(sqlalchemy_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(sqlalchemy_url), revision)
 

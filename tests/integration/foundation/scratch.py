@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from shared.persistence import migrate as migrations
@@ -20,14 +19,7 @@ def scratch_url(session_database_url: str, purpose: str) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
-def drop_database(url: str) -> None:
-    parsed = make_url(url)
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+drop_database = migrations.drop_database
 
 
 @contextmanager
