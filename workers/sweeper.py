@@ -1,6 +1,7 @@
 """``sweep``: the safety net. Every ``sweep_interval_seconds``, restore every expired token
 whatever happened to its timer (lost message, purged queue, broker down for long), in
-bounded batches with SKIP LOCKED (several workers sweep side by side)."""
+bounded batches with SKIP LOCKED (several workers sweep side by side); then prune what only
+grows (shared/services/retention.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import threading
 
 from shared.persistence.database import is_unavailable
 from shared.services.deps import Deps
+from shared.services.retention import prune
 from shared.services.sweep import sweep
 from workers import metrics
 
@@ -32,6 +34,10 @@ class Sweeper:
                 break
         if total:
             log.info("sweep restored tokens whose timers did not fire", extra={"count": total})
+        pruned = prune(self.deps)
+        if pruned.outbox or pruned.idempotency_keys:
+            log.info("old rows pruned", extra={"outbox": pruned.outbox,
+                                              "idempotency_keys": pruned.idempotency_keys})
         return total
 
     def run(self) -> None:

@@ -1,0 +1,86 @@
+"""Retention: the tables that only grow get pruned, never the ledger or live state.
+
+- Published outbox rows: the broker has confirmed them; kept a while for investigation
+  (``outbox_keep``), then deleted. Unpublished rows are never touched.
+- Idempotency keys: answered again only within 24 h (CONTRACT.md), so older ones go.
+
+Each delete is bounded (``batch`` rows per transaction) so a first prune after months
+never holds long locks or hits the statement timeout; the periodic sweeper calls it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+
+from shared.persistence.database import retry_transaction, unit_of_work
+from shared.persistence.tables import IdempotencyKey, OutboxMessage
+from shared.services.deps import Deps
+
+OUTBOX_KEEP = timedelta(days=7)
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Pruned:
+    outbox: int
+    idempotency_keys: int
+
+
+@retry_transaction()
+def _prune_outbox(deps: Deps, keep: timedelta, batch: int) -> int:
+    with unit_of_work(deps.session_factory) as session:
+        old = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.published_at.is_not(None),
+                   OutboxMessage.published_at < deps.clock.now() - keep)
+            .order_by(OutboxMessage.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        ids = session.execute(old).scalars().all()
+        if ids:
+            session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids)))
+        session.commit()
+        return len(ids)
+
+
+@retry_transaction()
+def _prune_keys(deps: Deps, batch: int) -> int:
+    with unit_of_work(deps.session_factory) as session:
+        old = (
+            select(IdempotencyKey.caller, IdempotencyKey.endpoint, IdempotencyKey.key)
+            .where(IdempotencyKey.created_at < deps.clock.now() - IDEMPOTENCY_WINDOW)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        rows = session.execute(old).all()
+        for caller, endpoint, key in rows:
+            session.execute(delete(IdempotencyKey).where(
+                IdempotencyKey.caller == caller, IdempotencyKey.endpoint == endpoint,
+                IdempotencyKey.key == key,
+                # re-checked: a request may have taken the expired key over meanwhile
+                IdempotencyKey.created_at < deps.clock.now() - IDEMPOTENCY_WINDOW,
+            ))
+        session.commit()
+        return len(rows)
+
+
+def prune(deps: Deps, *, outbox_keep: timedelta = OUTBOX_KEEP, batch: int = 5000,
+          max_batches: int = 20) -> Pruned:
+    """Delete published outbox rows older than ``outbox_keep`` and idempotency keys past
+    their 24 h window, at most ``batch`` × ``max_batches`` of each per call."""
+    outbox = keys = 0
+    for _ in range(max_batches):
+        n = _prune_outbox(deps, outbox_keep, batch)
+        outbox += n
+        if n < batch:
+            break
+    for _ in range(max_batches):
+        n = _prune_keys(deps, batch)
+        keys += n
+        if n < batch:
+            break
+    return Pruned(outbox=outbox, idempotency_keys=keys)
