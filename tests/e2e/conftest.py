@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from shared.messaging.topology import declare_topology
+from tests.support.service_env import service_env
 
 CLI = str(Path(sys.executable).with_name("exchange-tokens"))
 
@@ -25,18 +26,7 @@ def topology(settings):
 
 @pytest.fixture
 def process_env(settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=settings.database_url,
-        AMQP_URL=settings.amqp_url,
-        BROKER_NAMESPACE=settings.broker_namespace,
-        JWT_SECRET=settings.jwt_secret or "",
-        APP_ENV="development",
-        WORKER_METRICS_PORT="0",
-        LOG_LEVEL="INFO",
-    )
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    return env
+    return service_env(settings, inherit=True, WORKER_METRICS_PORT="0", LOG_LEVEL="INFO")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ summed across workers, logs are JSON lines, and SIGTERM stops it cleanly."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -18,6 +17,7 @@ import requests
 
 from shared import jwt_tokens
 from tests.conftest import TEST_JWT_SECRET
+from tests.support.service_env import service_env
 
 CLI = Path(sys.executable).with_name("exchange-tokens")
 
@@ -31,19 +31,11 @@ def free_port() -> int:
 @pytest.fixture
 def server(settings, tmp_path):
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "AMQP_URL": settings.amqp_url,
-        "BROKER_NAMESPACE": settings.broker_namespace,
-        "JWT_SECRET": TEST_JWT_SECRET,
-        "APP_ENV": "production",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "2",
-        "WEB_THREADS": "2",
-        "TMPDIR": str(tmp_path),  # where the command makes its metrics directory
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env = service_env(
+        settings, inherit=True, APP_ENV="production", PORT=str(port), WEB_CONCURRENCY="2",
+        WEB_THREADS="2",
+        TMPDIR=str(tmp_path),  # where the command makes its metrics directory
+    )
     stderr = (tmp_path / "stderr.log").open("w+")
     proc = subprocess.Popen([str(CLI), "api"], env=env, stdout=subprocess.DEVNULL,
                             stderr=stderr)

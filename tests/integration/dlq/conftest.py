@@ -5,7 +5,6 @@ per test, and a helper that parks messages the way the workers and the broker do
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,7 +34,8 @@ from shared.messaging.topology import (
     delete_topology,
 )
 from shared.settings import Settings
-from tests.conftest import TEST_JWT_SECRET
+from tests.support.root_logging import kept_root_logging
+from tests.support.service_env import service_env
 
 
 @pytest.fixture(scope="session")
@@ -183,24 +183,10 @@ class Cli:
 
     def __call__(self, *args: str, input: str | None = None, user: str = "night-shift",
                  **overrides: str) -> Result:
-        env = {
-            "DATABASE_URL": self.settings.database_url,
-            "AMQP_URL": self.settings.amqp_url,
-            "BROKER_NAMESPACE": self.settings.broker_namespace,
-            "APP_ENV": "development",
-            "JWT_SECRET": TEST_JWT_SECRET,
-            "USER": user,
-            "LOG_LEVEL": "INFO",
-            **overrides,
-        }
-        root = logging.getLogger()
-        handlers, level = root.handlers[:], root.level
-        try:
+        env = service_env(self.settings, USER=user, LOG_LEVEL="INFO", **overrides)
+        with kept_root_logging():
             return CliRunner().invoke(main, ["dlq", *args], env=env, input=input,
                                       catch_exceptions=False)
-        finally:
-            # The command points logging at the runner's stderr; give the session its own back.
-            root.handlers[:], root.level = handlers, level
 
 
 @pytest.fixture

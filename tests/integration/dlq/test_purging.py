@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import TEST_JWT_SECRET
 from tests.integration.dlq.builders import issued, logged, redeemed
+from tests.support.service_env import service_env
 
 EXE = Path(sys.executable).with_name("exchange-tokens")
 
@@ -71,15 +71,7 @@ def test_purge_of_an_unknown_id_changes_nothing(cli, broker):
 
 def _purge_at_a_terminal(dlq_settings, args: list[str], answer: bytes) -> str:
     """Run the real console script with a pseudo-terminal as stdin and answer its prompt."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": dlq_settings.database_url,
-        "AMQP_URL": dlq_settings.amqp_url,
-        "BROKER_NAMESPACE": dlq_settings.broker_namespace,
-        "APP_ENV": "development",
-        "JWT_SECRET": TEST_JWT_SECRET,
-        "USER": "tty-operator",
-    }
+    env = service_env(dlq_settings, inherit=True, USER="tty-operator")
     main_fd, terminal_fd = pty.openpty()
     process = subprocess.Popen(
         [str(EXE), "dlq", "purge", *args], stdin=terminal_fd, stdout=terminal_fd,

@@ -4,7 +4,6 @@ or was republished (at most the one in flight is both: a duplicate, never a loss
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,8 +14,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from shared.persistence.tables import DlqAudit
-from tests.conftest import TEST_JWT_SECRET
 from tests.integration.dlq.builders import issued
+from tests.support.service_env import service_env
 
 EXE = Path(sys.executable).with_name("exchange-tokens")
 
@@ -27,9 +26,7 @@ def test_a_replay_killed_half_way_loses_nothing(dlq_settings, broker, topology, 
         broker.park(e)
     probe = broker.probe(topology.names.events_exchange, "TokenIssued")
     actor = f"crash-{uuid.uuid4().hex[:6]}"
-    env = {**os.environ, "DATABASE_URL": dlq_settings.database_url,
-           "AMQP_URL": dlq_settings.amqp_url, "BROKER_NAMESPACE": dlq_settings.broker_namespace,
-           "APP_ENV": "development", "JWT_SECRET": TEST_JWT_SECRET, "USER": actor}
+    env = service_env(dlq_settings, inherit=True, USER=actor)
 
     # When the console is killed while replaying at 5 a second
     process = subprocess.Popen([str(EXE), "dlq", "replay", "--all", "--rate", "5"], env=env,

@@ -5,7 +5,6 @@ normal, idempotent path: a refund replayed twice is restored once."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,8 +22,8 @@ from shared import services
 from shared.clock import FixedClock
 from shared.persistence.tables import LedgerEntry
 from shared.services.deps import Deps
-from tests.conftest import TEST_JWT_SECRET
 from tests.integration.dlq.builders import expire_routing_key, expiry_command, redeemed
+from tests.support.service_env import service_env
 
 EXE = Path(sys.executable).with_name("exchange-tokens")
 
@@ -41,14 +40,7 @@ def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
 def worker(dlq_settings, broker, topology) -> Iterator[Path]:
     """One worker process consuming the expire and exchange-requests queues of our
     namespace (no sweep: only a replayed timer may refund). Stopped even on failure."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": dlq_settings.database_url,
-        "AMQP_URL": dlq_settings.amqp_url,
-        "BROKER_NAMESPACE": dlq_settings.broker_namespace,
-        "APP_ENV": "development",
-        "JWT_SECRET": TEST_JWT_SECRET,
-    }
+    env = service_env(dlq_settings, inherit=True)
     log_file = Path(tempfile.mkstemp(prefix="dlq-worker-", suffix=".log")[1])
     with log_file.open("wb") as out:
         process = subprocess.Popen(

@@ -8,7 +8,6 @@ and change is then exactly what the test set up, whatever else the suite is doin
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from shared.settings import Settings
 from tests.conftest import TEST_JWT_SECRET
 from tests.integration.foundation.books import assert_books_balance
 from tests.integration.foundation.scratch import drop_database, scratch_database, scratch_url
+from tests.support.root_logging import kept_root_logging
+from tests.support.service_env import service_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -40,14 +41,8 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "exchange-tokens"
 
 @pytest.fixture(autouse=True)
 def _keep_test_logging() -> Iterator[None]:
-    """The commands route the root logger to their (captured, then closed) stderr: put
-    pytest's handlers back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    logging.captureWarnings(False)
+    with kept_root_logging():
+        yield
 
 
 @pytest.fixture
@@ -64,14 +59,7 @@ def scratch_container(settings: Settings, scratch: str) -> Iterator[Container]:
 
 
 def env_for(settings: Settings, database_url: str) -> dict[str, str]:
-    return {
-        "DATABASE_URL": database_url,
-        "AMQP_URL": settings.amqp_url,
-        "BROKER_NAMESPACE": settings.broker_namespace,
-        "JWT_SECRET": TEST_JWT_SECRET,
-        "APP_ENV": "development",
-        "LOG_LEVEL": "INFO",
-    }
+    return service_env(settings, DATABASE_URL=database_url, LOG_LEVEL="INFO")
 
 
 def run_cli(settings: Settings, database_url: str, *args: str) -> Result:

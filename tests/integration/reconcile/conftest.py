@@ -3,7 +3,6 @@ run in a throwaway database of their own, emptied before each test."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +11,7 @@ from sqlalchemy import text
 from shared.bootstrap import Container, bootstrap
 from shared.settings import Settings
 from tests.integration.foundation.scratch import scratch_database
+from tests.support.root_logging import kept_root_logging
 
 TABLES = "accounts, ledger, exchange_tokens, exchange_requests, outbox"
 
@@ -40,10 +40,5 @@ def books(books_container: Container) -> Container:
 
 @pytest.fixture(autouse=True)
 def _keep_test_logging() -> Iterator[None]:
-    """Commands route the root logger to their captured stderr: restore pytest's."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    logging.captureWarnings(False)
+    with kept_root_logging():
+        yield

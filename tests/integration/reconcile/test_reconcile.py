@@ -23,20 +23,14 @@ from shared.services.deps import Deps
 from shared.services.reconcile import reconcile
 from shared.services.views import TokenView
 from shared.settings import Settings
-from tests.conftest import TEST_JWT_SECRET
 from tests.integration.reconcile.generated_books import LEDGER_ROWS_PER_USER, generate_books
+from tests.support.service_env import service_env
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def run(settings: Settings, books: Container, *args: str) -> Result:
-    env = {
-        "DATABASE_URL": books.settings.database_url,
-        "AMQP_URL": settings.amqp_url,
-        "BROKER_NAMESPACE": settings.broker_namespace,
-        "JWT_SECRET": TEST_JWT_SECRET,
-        "APP_ENV": "development",
-    }
+    env = service_env(settings, DATABASE_URL=books.settings.database_url)
     return CliRunner().invoke(main, ["reconcile", *args], env=env)
 
 
