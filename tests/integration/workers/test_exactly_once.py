@@ -7,6 +7,7 @@ import dataclasses
 import time
 
 import pika
+import pytest
 from sqlalchemy import text
 
 from schemas.events import TokenExpired
@@ -100,23 +101,14 @@ def run_many_workers(container, deps, start_worker, n_workers: int, n_tokens: in
     assert len(result["once"]) == n_tokens
 
 
-def test_two_workers_together_refund_each_token_exactly_once(
-    container, deps, start_worker
+@pytest.mark.parametrize(("workers", "tokens"), [(2, 200), (4, 300)])
+def test_several_workers_together_refund_each_token_exactly_once(
+    container, deps, start_worker, workers, tokens
 ):
-    users = [f"two-{i}-{time.time_ns()}" for i in range(10)]
+    users = [f"w{workers}-{i}-{time.time_ns()}" for i in range(10)]
     for u in users:
         services.credit(deps, u, 1000)
-    run_many_workers(container, deps, start_worker, 2, 200, users)
-    assert all(services.balance(deps, u) == 1000 for u in users)
-
-
-def test_four_workers_together_refund_each_token_exactly_once(
-    container, deps, start_worker
-):
-    users = [f"four-{i}-{time.time_ns()}" for i in range(10)]
-    for u in users:
-        services.credit(deps, u, 1000)
-    run_many_workers(container, deps, start_worker, 4, 300, users)
+    run_many_workers(container, deps, start_worker, workers, tokens, users)
     assert all(services.balance(deps, u) == 1000 for u in users)
 
 
