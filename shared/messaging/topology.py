@@ -89,7 +89,9 @@ class Topology:
 
     @property
     def delay_entry(self) -> str:
-        """Publish delayed messages here, with :func:`delay_routing_key`."""
+        """The top of the chain: any delayed message may enter here, with
+        :func:`delay_routing_key`. Workers enter lower, at the level of the delay's highest
+        set bit (``shared.messaging.delays.delay_target``): the same route, fewer hops."""
         return self.delay_exchange(DELAY_LEVELS - 1)
 
     @property
