@@ -159,11 +159,6 @@ class Relay:
                         extra={"count": len(failed), "first_id": failed[0]})
         return done, len(failed)
 
-    def publish_batch(self) -> int:
-        """Claim, publish and mark one batch; the number of rows marked published."""
-        batch = self._claim_and_send()
-        return 0 if batch is None else self._finish(batch)[0]
-
     def drain(self) -> int:
         """Publish batches until no unsent, unlocked row is left (or one fails).
 
@@ -176,13 +171,14 @@ class Relay:
         try:
             while not self.stop_event.is_set():
                 batch = self._claim_and_send()
-                if inflight is not None:
-                    done, failed = self._finish(inflight)
-                    inflight = None
+                # `batch` is in flight from here on, whatever happens to the previous one:
+                # it is finished below (or abandoned by `finally`), never left holding locks.
+                previous, inflight = inflight, batch
+                if previous is not None:
+                    done, failed = self._finish(previous)
                     total += done
                     if failed:  # wait for the next poll rather than retry at once
                         break
-                inflight = batch
                 if batch is None or len(batch.rows) < self.batch_size:
                     break
             if inflight is not None:
@@ -228,6 +224,10 @@ class Relay:
         """Until a NOTIFY, the poll interval, or stop; keeps the AMQP heartbeats going."""
         assert self._listener is not None
         if self._connection is not None:
+            # Read what the broker sent (its heartbeats): py-amqp counts a heartbeat as
+            # received only when it reads one, and an idle relay read nothing, so after two
+            # intervals heartbeat_tick() declared the connection dead and it reconnected.
+            amqp_client.drain(self._connection, 0)
             self._connection.heartbeat_tick()
         ready, _, _ = select.select([self._listener], [], [], POLL_SECONDS)
         if ready:
