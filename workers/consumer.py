@@ -26,7 +26,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -158,6 +159,7 @@ class ConsumerLoop:
         self.queue = topo.names.consumer_queue(role.consumer)
         self._buffer: list[amqp.Message] = []
         self._connection: amqp.Connection | None = None
+        self._acks: amqp_client.FrameBatch | None = None
         # Health, read by the metrics endpoint at scrape time: registered on the queue,
         # and the loop ran within two heartbeat intervals (a stuck loop reads 0).
         self._registered = False
@@ -328,12 +330,14 @@ class ConsumerLoop:
         self._ack(channel, batch, outcomes)
 
     def _ack(self, channel: amqp.Channel, batch: list[Delivery], outcomes: list[str]) -> None:
-        acks = amqp_client.FrameBatch(channel.connection)
+        # One encoder per connection: building one allocates a frame-sized buffer.
+        if self._acks is None or self._acks.connection is not channel.connection:
+            self._acks = amqp_client.FrameBatch(channel.connection)
         for d in batch:
-            acks.ack(channel, d.delivery_tag)  # after the handler's commit and confirms
-        acks.flush()
-        for outcome in set(outcomes):
-            metrics.MESSAGES.labels(self.role.consumer, outcome).inc(outcomes.count(outcome))
+            self._acks.ack(channel, d.delivery_tag)  # after the handler's commit and confirms
+        self._acks.flush()
+        for outcome, count in Counter(outcomes).items():
+            metrics.MESSAGES.labels(self.role.consumer, outcome).inc(count)
 
     def _run_role(self, batch: list[Delivery], publisher: ConfirmingPublisher) -> list[str]:
         try:
@@ -430,4 +434,3 @@ def event_fields(d: Delivery) -> dict[str, Any]:
             "points": e.points}
 
 
-RoleFactory = Callable[[], Role]

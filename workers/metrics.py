@@ -48,10 +48,9 @@ REDELAYED = Counter(
 )
 
 
-def refunded(restored: list, counter: Counter | None = None) -> None:
+def refunded(restored: list, counter: Counter) -> None:
     """Count refunds applied by a worker: tokens, points, and each one's lateness."""
-    if counter is not None:
-        counter.inc(len(restored))
+    counter.inc(len(restored))
     for r in restored:
         POINTS_RESTORED.labels(r.reason).inc(r.points)
         if r.expires_at is not None:
