@@ -27,43 +27,18 @@ class ExpireOutcome:
     as_of: datetime | None = None
 
 
-@retry_transaction()
 def expire(deps: Deps, token_id: uuid.UUID) -> ExpireOutcome:
     """Restore the token's points iff it is active and ``expires_at <= now()``.
 
-    Idempotent: a duplicate, late or replayed call finds nothing to do.
+    Idempotent: a duplicate, late or replayed call finds nothing to do. The one-token
+    form of :func:`expire_due`.
     """
-    with unit_of_work(deps.session_factory) as session:
-        restored = restore_tokens(
-            session, deps.clock, expired_condition(deps.clock) & (Token.id == token_id), EXPIRED
-        )
-        outcome = ExpireOutcome(restored[0] if restored else None)
-        if not restored:
-            row = session.execute(
-                select(Token.expires_at, deps.clock.now()).where(
-                    Token.id == token_id, Token.status == "active"
-                )
-            ).first()
-            if row is not None:
-                outcome = ExpireOutcome(None, not_due_until=row[0], as_of=row[1])
-        session.commit()
-    log_restored(restored)
-    return outcome
-
-
-@retry_transaction()
-def expire_many(deps: Deps, token_ids: list[uuid.UUID]) -> list[Restored]:
-    """Batch form of :func:`expire` for a worker draining many due messages: one
-    transaction refunds every due token of the batch (the same guard per row)."""
-    if not token_ids:
-        return []
-    with unit_of_work(deps.session_factory) as session:
-        restored = restore_tokens(
-            session, deps.clock, expired_condition(deps.clock) & Token.id.in_(token_ids), EXPIRED
-        )
-        session.commit()
-    log_restored(restored)
-    return restored
+    batch = expire_due(deps, [token_id])
+    if batch.restored:
+        return ExpireOutcome(batch.restored[0])
+    if token_id in batch.not_due:
+        return ExpireOutcome(None, not_due_until=batch.not_due[token_id], as_of=batch.as_of)
+    return ExpireOutcome(None)
 
 
 @dataclass(frozen=True)
@@ -79,8 +54,9 @@ class ExpireBatchOutcome:
 
 @retry_transaction()
 def expire_due(deps: Deps, token_ids: list[uuid.UUID]) -> ExpireBatchOutcome:
-    """:func:`expire_many` that also reports the tokens whose message came early, in the
-    same transaction (so the same ``now()``)."""
+    """Refund every due token of a batch in one transaction (each row keeps its own guard),
+    and report, in the same transaction (so the same ``now()``), those whose message came
+    early."""
     if not token_ids:
         return ExpireBatchOutcome([], {}, None)
     with unit_of_work(deps.session_factory) as session:
@@ -90,8 +66,9 @@ def expire_due(deps: Deps, token_ids: list[uuid.UUID]) -> ExpireBatchOutcome:
         done = {r.token_id for r in restored}
         rest = [t for t in token_ids if t not in done]
         not_due: dict[uuid.UUID, datetime] = {}
-        as_of = session.execute(select(deps.clock.now())).scalar_one()
-        if rest:
+        as_of = None
+        if rest:  # the common batch is all due: no extra query
+            as_of = session.execute(select(deps.clock.now())).scalar_one()
             for row in session.execute(
                 select(Token.id, Token.expires_at).where(
                     Token.id.in_(rest), Token.status == "active", Token.expires_at > as_of

@@ -46,7 +46,8 @@ def restore_tokens(
     ``skip_locked``: leave rows another transaction holds (a redeem in flight, another
     sweeper) to that transaction, so several sweepers run side by side without waiting.
     """
-    chosen = select(Token.id).where(condition).order_by(Token.expires_at)
+    # expires_at, then id: a total order, so two batches that overlap lock in the same order.
+    chosen = select(Token.id).where(condition).order_by(Token.expires_at, Token.id)
     if limit is not None:
         chosen = chosen.limit(limit)
     # Lock tokens first, then accounts (one fixed order against deadlocks).

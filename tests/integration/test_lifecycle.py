@@ -17,7 +17,7 @@ from shared.errors import (
     TooManyActiveTokens,
 )
 from shared.persistence.tables import LedgerEntry, OutboxMessage, Token
-from shared.services.expire import expire_many
+from shared.services.expire import expire_due
 
 
 def ledger_sum(deps, user):
@@ -212,17 +212,17 @@ def test_a_second_refund_row_for_one_token_is_refused_by_the_database(deps, user
             s.flush()
 
 
-def test_expire_many_restores_only_the_due_tokens_of_a_batch_once(fixed_deps, clock, user):
+def test_expire_due_restores_only_the_due_tokens_of_a_batch_once(fixed_deps, clock, user):
     deps = fixed_deps
     services.credit(deps, user, 30)
     first = services.issue(deps, user, 10).token
     clock.advance(100)
     second = services.issue(deps, user, 20).token
     clock.advance(80)  # first is due, second has 100 s left
-    restored = expire_many(deps, [first.id, second.id, uuid.uuid4()])
+    restored = expire_due(deps, [first.id, second.id, uuid.uuid4()]).restored
     assert [(r.token_id, r.points) for r in restored] == [(first.id, 10)]
-    assert expire_many(deps, [first.id, second.id]) == []  # a redelivered batch
-    assert expire_many(deps, []) == []
+    assert expire_due(deps, [first.id, second.id]).restored == []  # a redelivered batch
+    assert expire_due(deps, []).restored == []
     assert services.balance(deps, user) == 10
 
 
