@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from schemas.events import Event
 from shared.logs import message_id_var, request_id_var
+from shared.messaging.names import H_CAUSATION_ID, H_REQUEST_ID
 from shared.persistence.tables import OutboxMessage
 
 
@@ -16,9 +17,9 @@ def event_headers() -> dict[str, str]:
     """Carry what caused an event (an HTTP request, a consumed message) to the worker's logs."""
     headers = {}
     if (rid := request_id_var.get()) is not None:
-        headers["x-request-id"] = rid
+        headers[H_REQUEST_ID] = rid
     if (mid := message_id_var.get()) is not None:
-        headers["x-causation-id"] = mid
+        headers[H_CAUSATION_ID] = mid
     return headers
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 
 from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.tables import IdempotencyKey, OutboxMessage
@@ -34,8 +34,7 @@ def _prune_outbox(deps: Deps, keep: timedelta, batch: int) -> int:
     with unit_of_work(deps.session_factory) as session:
         old = (
             select(OutboxMessage.id)
-            .where(OutboxMessage.published_at.is_not(None),
-                   OutboxMessage.published_at < deps.clock.now() - keep)
+            .where(OutboxMessage.published_at < deps.clock.now() - keep)  # NULL: unsent, kept
             .order_by(OutboxMessage.id)
             .limit(batch)
             .with_for_update(skip_locked=True)
@@ -57,13 +56,9 @@ def _prune_keys(deps: Deps, batch: int) -> int:
             .with_for_update(skip_locked=True)
         )
         rows = session.execute(old).all()
-        for caller, endpoint, key in rows:
-            session.execute(delete(IdempotencyKey).where(
-                IdempotencyKey.caller == caller, IdempotencyKey.endpoint == endpoint,
-                IdempotencyKey.key == key,
-                # re-checked: a request may have taken the expired key over meanwhile
-                IdempotencyKey.created_at < deps.clock.now() - IDEMPOTENCY_WINDOW,
-            ))
+        if rows:  # the rows are locked by us: one DELETE takes them all
+            pk = tuple_(IdempotencyKey.caller, IdempotencyKey.endpoint, IdempotencyKey.key)
+            session.execute(delete(IdempotencyKey).where(pk.in_([tuple(r) for r in rows])))
         session.commit()
         return len(rows)
 
