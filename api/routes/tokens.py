@@ -7,6 +7,7 @@ import uuid
 from flask import Blueprint, Response, jsonify
 from spectree import SpecTree
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import MethodNotAllowed
 
 from api import idempotency, serializers
 from api.auth import authenticate
@@ -27,6 +28,15 @@ from shared.errors import TokenNotFound
 from shared.services import abuse, cancel, get_token, redeem, status
 from shared.services.issue import issue_in, log_issued
 from shared.services.restore import log_restored
+
+# Paths of their own routes: with another method they must answer 405, not fall through to
+# the token routes as an id that names no token.
+_OTHER_ROUTES = {"redeem": ["POST"], "status": ["GET"]}
+
+
+def _not_another_route(raw: str) -> None:
+    if raw in _OTHER_ROUTES:
+        raise MethodNotAllowed(valid_methods=_OTHER_ROUTES[raw])
 
 
 def _token_id(raw: str) -> uuid.UUID:
@@ -70,16 +80,18 @@ def blueprint(spec: SpecTree) -> Blueprint:  # noqa: C901 - one nested view per 
         return jsonify(serializers.status(status(deps(), principal.sub)))
 
     @bp.get("/api/exchange-tokens/<token_id>")
-    @documented(spec, (200, Token), 404, 410, tags=("tokens",))
+    @documented(spec, (200, Token), 404, 405, 410, tags=("tokens",))
     def read(token_id: str) -> Response:
         """One of the caller's tokens."""
+        _not_another_route(token_id)
         principal = authenticate("user")
         return jsonify(serializers.token(get_token(deps(), principal.sub, _token_id(token_id))))
 
     @bp.delete("/api/exchange-tokens/<token_id>")
-    @documented(spec, (200, CancelResponse), 404, 409, 410, tags=("tokens",))
+    @documented(spec, (200, CancelResponse), 404, 405, 409, 410, tags=("tokens",))
     def cancel_token(token_id: str) -> Response:
         """Cancel one of the caller's active tokens: its points come back at once."""
+        _not_another_route(token_id)
         principal = authenticate("user")
         result = cancel(deps(), principal.sub, _token_id(token_id))
         metrics().cancelled.inc()

@@ -4,7 +4,9 @@ Guessing codes is the attack, so only failures that reveal nothing but "no such 
 count (404 ``token_not_found``). A 409 (already redeemed) or 410 (expired or cancelled)
 needs a code that really existed: a terminal scanning the same QR twice must not lock
 itself out. Counts live in ``redeem_failures``, one row per merchant and minute window,
-bumped by one atomic upsert, so every API process and thread shares them.
+bumped by one atomic upsert, so every API process and thread shares them. The check and
+the count are separate short transactions: N guesses in flight at once may pass the limit
+by N-1 within a window, which leaves the guessing rate bounded (codes have 160 bits).
 """
 
 from __future__ import annotations

@@ -77,6 +77,16 @@ def test_a_wrong_method_is_405_in_json(client):
     assert "GET" in r.headers["Allow"]
 
 
+def test_a_wrong_method_on_redeem_or_status_is_405_not_a_token_lookup(client):
+    # These paths also fit /api/exchange-tokens/<id>: they must not be read as a token id.
+    for method, path, allowed in (("get", "/api/exchange-tokens/redeem/", "POST"),
+                                  ("delete", "/api/exchange-tokens/redeem/", "POST"),
+                                  ("delete", "/api/exchange-tokens/status/", "GET")):
+        r = getattr(client, method)(path)
+        assert_error(r, 405, "method_not_allowed")
+        assert allowed in r.headers["Allow"]
+
+
 def test_an_unexpected_exception_is_a_500_without_stack_and_is_logged(app, client, auth,
                                                                       caplog, monkeypatch):
     from shared.services import queries
