@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -17,7 +17,7 @@ log = logging.getLogger("exchange_tokens.credit")
 
 def credit_in(session: Session, deps: Deps, user_id: str, points: int, reason: str | None) -> int:
     """The credit itself, in the caller's transaction (the API adds its idempotency row)."""
-    now = session.execute(select(deps.clock.now())).scalar_one()
+    now = deps.clock.now()  # an SQL expression: the transaction's time, no extra round trip
     upsert = pg_insert(Account).values(
         user_id=user_id, balance=points, created_at=now, updated_at=now
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Row, Select, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from shared.errors import TokenNotFound
@@ -31,14 +31,6 @@ def balance(deps: Deps, user_id: str) -> int:
         return _balance(session, user_id)
 
 
-def _view(row: Row[Any]) -> TokenView:
-    return TokenView(
-        id=row.id, code=row.code, user_id=row.user_id, points=row.points, reward=row.reward,
-        status=row.status, created_at=row.created_at, expires_at=row.expires_at,
-        redeemed_at=row.redeemed_at, merchant_id=row.merchant_id, as_of=row.as_of,
-    )
-
-
 def _tokens(deps: Deps) -> Select[Any]:
     return select(*Token.__table__.columns, deps.clock.now().label("as_of"))
 
@@ -53,7 +45,7 @@ def get_token(deps: Deps, user_id: str, token_id: uuid.UUID) -> TokenView:
         ).first()
         if row is None:
             raise refund_of_token(session, token_id, user_id) or TokenNotFound("no such token")
-        token = _view(row)
+        token = TokenView.from_row(row)
         if token.status == "active" and token.expires_at <= token.as_of:
             raise gone(token.points, EXPIRED)
         return token
@@ -87,8 +79,8 @@ def status(deps: Deps, user_id: str) -> Status:
         ).all()
         result = Status(
             balance=_balance(session, user_id),
-            active=[_view(r) for r in active],
-            redeemed=[_view(r) for r in redeemed],
+            active=[TokenView.from_row(r) for r in active],
+            redeemed=[TokenView.from_row(r) for r in redeemed],
             restored=[
                 Restored(token_id=r.token_id, user_id=user_id, points=r.amount,
                          reason=r.reason or EXPIRED, expires_at=None, restored_at=r.created_at)

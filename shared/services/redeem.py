@@ -37,10 +37,10 @@ def redeem(deps: Deps, code: str, merchant_id: str) -> TokenView:
             update(Token)
             .where(Token.code == code, Token.status == "active", Token.expires_at > now)
             .values(status="redeemed", redeemed_at=now, merchant_id=merchant_id)
-            .returning(*Token.__table__.columns, now)
+            .returning(*Token.__table__.columns, now.label("as_of"))
         ).first()
         if row is not None:
-            token = TokenView(**{k: getattr(row, k) for k in _FIELDS}, as_of=row[-1])
+            token = TokenView.from_row(row)
             record_events(
                 session,
                 [TokenRedeemed(token_id=token.id, user_id=token.user_id, points=token.points,
@@ -86,7 +86,3 @@ def redeem(deps: Deps, code: str, merchant_id: str) -> TokenView:
                "merchant_id": merchant_id},
     )
     return token
-
-
-_FIELDS = ("id", "code", "user_id", "points", "reward", "status", "created_at", "expires_at",
-           "redeemed_at", "merchant_id")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,16 @@ class TokenView:
     redeemed_at: datetime | None
     merchant_id: str | None
     as_of: datetime  # the database's "now" when read: expires_in is counted from it
+
+    @classmethod
+    def from_row(cls, row: Any) -> TokenView:
+        """From a row of every ``exchange_tokens`` column plus ``as_of``."""
+        return cls(
+            id=row.id, code=row.code, user_id=row.user_id, points=row.points,
+            reward=row.reward, status=row.status, created_at=row.created_at,
+            expires_at=row.expires_at, redeemed_at=row.redeemed_at,
+            merchant_id=row.merchant_id, as_of=row.as_of,
+        )
 
     @property
     def expires_in(self) -> int:
