@@ -18,12 +18,20 @@ from sqlalchemy.types import DateTime
 class Clock(Protocol):
     def now(self) -> ColumnElement[datetime]: ...
 
+    def fixed(self) -> datetime | None:
+        """The instant to pass as a bind parameter where SQL takes one (the issue_token
+        function), or None for the database's own ``now()``."""
+        ...
+
 
 class DatabaseClock:
     """``now()`` of the current transaction: every statement of one service call agrees."""
 
     def now(self) -> ColumnElement[datetime]:
         return func.now()
+
+    def fixed(self) -> datetime | None:
+        return None
 
 
 class FixedClock:
@@ -37,3 +45,6 @@ class FixedClock:
 
     def now(self) -> ColumnElement[datetime]:
         return literal(self.current, DateTime(timezone=True))
+
+    def fixed(self) -> datetime | None:
+        return self.current

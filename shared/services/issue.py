@@ -5,44 +5,67 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.psycopg2 import dialect as psycopg2_dialect
 from sqlalchemy.orm import Session
 
-from schemas.events import TokenIssued
+from schemas.events import SCHEMA_VERSION
 from shared.codes import new_code
 from shared.errors import InsufficientPoints, TooManyActiveTokens
-from shared.persistence.database import retry_transaction, unit_of_work
+from shared.persistence.database import retry_transaction, single_statement, unit_of_work
 from shared.persistence.outbox import event_headers
-from shared.persistence.tables import Account, Token
+from shared.persistence.tables import Token
 from shared.services.deps import Deps
 from shared.services.restore import EXPIRED, expired_condition, log_restored, restore_tokens
 from shared.services.views import Issued, Restored, TokenView
 
 log = logging.getLogger("exchange_tokens.issue")
 
-_ISSUE_SQL = text("""
-    WITH debit AS (
-        UPDATE accounts SET balance = balance - :points, updated_at = :now
-        WHERE user_id = :user_id AND balance >= :points
-        RETURNING balance
-    ), token AS (
-        INSERT INTO exchange_tokens
-            (id, code, user_id, points, reward, status, created_at, expires_at)
-        SELECT :token_id, :code, :user_id, :points, :reward, 'active', :now, :expires_at
-        FROM debit
-    ), entry AS (
-        INSERT INTO ledger (user_id, amount, kind, reason, token_id, token_code, created_at)
-        SELECT :user_id, -CAST(:points AS bigint), 'debit', 'token issued', :token_id, :code, :now
-        FROM debit
-    ), event AS (
-        INSERT INTO outbox (event_id, event_type, payload, headers)
-        SELECT :event_id, 'TokenIssued', CAST(:payload AS jsonb), CAST(:headers AS jsonb)
-        FROM debit
-    )
-    SELECT balance FROM debit
-""")
+# The whole decision and every write of an issue, in one round trip: see migration 0003
+# for why it is a server-side function. Its outcomes:
+ISSUED, SWEEP, INSUFFICIENT, TOO_MANY, NO_ACCOUNT = (
+    "issued", "sweep", "insufficient", "too_many", "no_account")
+_ISSUE = text(
+    "SELECT outcome, balance, now, expires_at FROM issue_token("
+    ":user_id, :points, :reward, CAST(:token_id AS uuid), :code, CAST(:event_id AS uuid),"
+    " :ttl_seconds, :max_active, CAST(:headers AS jsonb), :schema_version,"
+    " CAST(:now AS timestamptz), :swept)"
+)
+
+
+# The same call in the driver's own paramstyle, for single_statement.
+_ISSUE_DRIVER = str(_ISSUE.compile(dialect=psycopg2_dialect()))
+
+
+def _params(deps: Deps, user_id: str, points: int, reward: str | None) -> dict[str, Any]:
+    return {
+        "user_id": user_id, "points": points, "reward": reward,
+        "token_id": str(uuid.uuid4()), "code": new_code(), "event_id": str(uuid.uuid4()),
+        "ttl_seconds": deps.token_ttl_seconds, "max_active": deps.max_active_tokens,
+        "headers": json.dumps(event_headers()), "schema_version": SCHEMA_VERSION,
+        "now": deps.clock.fixed(), "swept": False,
+    }
+
+
+def _result(row: Any, params: dict[str, Any], deps: Deps
+            ) -> tuple[Issued | None, Exception | None]:
+    """What one call of issue_token decided: the issued token, or the refusal to raise."""
+    outcome, balance, now, expires_at = row
+    points = params["points"]
+    if outcome == ISSUED:
+        token = TokenView(
+            id=uuid.UUID(params["token_id"]), code=params["code"], user_id=params["user_id"],
+            points=points, reward=params["reward"], status="active", created_at=now,
+            expires_at=expires_at, redeemed_at=None, merchant_id=None, as_of=now,
+        )
+        return Issued(token=token, balance=balance), None
+    if outcome == TOO_MANY:
+        return None, TooManyActiveTokens(limit=deps.max_active_tokens)
+    if outcome in (INSUFFICIENT, NO_ACCOUNT):  # never credited: nothing to spend
+        return None, InsufficientPoints(balance=balance, points=points)
+    raise AssertionError(f"issue_token answered {outcome!r}")
 
 
 def issue_in(
@@ -50,60 +73,22 @@ def issue_in(
 ) -> tuple[Issued | None, list[Restored], Exception | None]:
     """The issue, in the caller's transaction. Returns (result, restored, refusal): on a
     refusal the caller still commits, so the sweep that ran first is kept."""
-    now_sql = deps.clock.now()
-    mine = (Token.user_id == user_id) & (Token.status == "active")
-    # Lock the account row first: concurrent issues of one user queue here, so the counts
-    # below see every token committed before us. One round trip also tells whether the
-    # user has expired tokens to sweep, so the common case pays for no sweep at all.
-    row = session.execute(
-        select(
-            Account.balance,
-            select(func.count()).where(mine, Token.expires_at > now_sql).scalar_subquery(),
-            select(Token.id).where(mine, Token.expires_at <= now_sql).exists(),
-            now_sql,
-        )
-        .where(Account.user_id == user_id)
-        .with_for_update(of=Account)
-    ).first()
-    if row is None:  # never credited: nothing to sweep, nothing to spend
-        return None, [], InsufficientPoints(balance=0, points=points)
-    balance, active, has_expired, now = row
+    params = _params(deps, user_id, points, reward)
+    row = session.execute(_ISSUE, params).one()
     restored: list[Restored] = []
-    if has_expired:
-        # The original system's "cleanup on create". SKIP LOCKED: a token another
-        # transaction holds (a worker expiring it right now) is left to it, so we never
-        # wait on a token while holding the account: no lock-order deadlock.
+    if row.outcome == SWEEP:
+        # The original system's "cleanup on create", with the account still locked by the
+        # call above. SKIP LOCKED: a token another transaction holds (a worker expiring it
+        # right now) is left to it, so we never wait on a token while holding the
+        # account: no lock-order deadlock. Then the same call again, told not to stop for
+        # what is left (a token SKIP LOCKED passed over).
         restored = restore_tokens(
             session, deps.clock, expired_condition(deps.clock) & (Token.user_id == user_id),
             EXPIRED, skip_locked=True,
         )
-        if restored and restored[-1].balance is not None:
-            balance = restored[-1].balance
-    if balance < points:
-        return None, restored, InsufficientPoints(balance=balance, points=points)
-    if active >= deps.max_active_tokens:
-        return None, restored, TooManyActiveTokens(limit=deps.max_active_tokens)
-    token_id = uuid.uuid4()
-    code = new_code()
-    expires_at = now + timedelta(seconds=deps.token_ttl_seconds)
-    event = TokenIssued(token_id=token_id, user_id=user_id, points=points,
-                        expires_at=expires_at, occurred_at=now)
-    # Debit, token, ledger row and outbox event in ONE statement (one round trip): every
-    # insert reads from the conditional debit, so nothing is written unless it succeeded.
-    # The debit's WHERE is the overdraft guard even if the check above were wrong.
-    new_balance = session.execute(
-        _ISSUE_SQL,
-        {"user_id": user_id, "points": points, "now": now, "token_id": token_id, "code": code,
-         "reward": reward, "expires_at": expires_at, "event_id": event.event_id,
-         "payload": event.model_dump_json(), "headers": json.dumps(event_headers())},
-    ).scalar_one_or_none()
-    if new_balance is None:
-        return None, restored, InsufficientPoints(balance=balance, points=points)
-    token = TokenView(
-        id=token_id, code=code, user_id=user_id, points=points, reward=reward, status="active",
-        created_at=now, expires_at=expires_at, redeemed_at=None, merchant_id=None, as_of=now,
-    )
-    return Issued(token=token, balance=new_balance), restored, None
+        row = session.execute(_ISSUE, {**params, "swept": True}).one()
+    result, refusal = _result(row, params, deps)
+    return result, restored, refusal
 
 
 def log_issued(issued: Issued) -> None:
@@ -116,16 +101,35 @@ def log_issued(issued: Issued) -> None:
 
 
 @retry_transaction()
+def _issue_swept(deps: Deps, user_id: str, points: int, reward: str | None) -> Issued:
+    with unit_of_work(deps.session_factory) as session:
+        result, restored, refusal = issue_in(session, deps, user_id, points, reward)
+        session.commit()
+    log_restored(restored)
+    if refusal is not None:
+        raise refusal
+    assert result is not None
+    log_issued(result)
+    return result
+
+
+@retry_transaction()
 def issue(deps: Deps, user_id: str, points: int, reward: str | None = None) -> Issued:
     """Turn ``points`` of ``user_id``'s balance into a new active token.
 
     Raises :class:`InsufficientPoints` or :class:`TooManyActiveTokens`; the user's expired
     tokens are restored first either way.
+
+    The common case is one call of issue_token on a plain connection: no ORM session, the
+    API's hot path. Only a user with expired tokens to restore takes the session path.
     """
-    with unit_of_work(deps.session_factory) as session:
-        result, restored, refusal = issue_in(session, deps, user_id, points, reward)
-        session.commit()
-    log_restored(restored)
+    params = _params(deps, user_id, points, reward)
+    with single_statement(deps.engine) as cursor:
+        cursor.execute(_ISSUE_DRIVER, params)
+        row = cursor.fetchone()
+    if row[0] == SWEEP:  # nothing written: the restore and the issue go together
+        return _issue_swept(deps, user_id, points, reward)
+    result, refusal = _result(row, params, deps)
     if refusal is not None:
         raise refusal
     assert result is not None

@@ -51,11 +51,42 @@ def test_the_api_recovers_when_its_connections_are_killed(settings, auth, user):
                 " WHERE pid = :pid"), {"pid": pid}).scalar_one()
         admin.close()
         assert killed == 1
-        # Then the next requests succeed (pool_pre_ping replaces the dead connection).
+        # Then the next requests succeed: the checkout check finds the connection closed
+        # by the server and the pool replaces it (no request sees the dead one).
         for _ in range(3):
             r = client.get("/api/accounts/me", headers=auth(user))
             assert r.status_code == 200, r.get_json()
     finally:
+        container.close()
+
+
+def test_issuing_recovers_when_every_pooled_connection_was_killed(settings, auth, user):
+    # The issue's hot path takes driver connections from the pool (single_statement): it
+    # must get the same protection as sessions, for every connection the pool holds.
+    container = bootstrap(settings, pool_size=3)
+    client = create_app(settings, container).test_client()
+    admin = bootstrap(settings, pool_size=1)
+    try:
+        assert client.post(f"/api/accounts/{user}/credits", json={"points": 50},
+                           headers=auth("admin-z", "admin")).status_code == 201
+        # Given three connections in the pool...
+        conns = [container.engine.connect() for _ in range(3)]
+        pids = [c.execute(text("SELECT pg_backend_pid()")).scalar_one() for c in conns]
+        for c in conns:
+            c.close()
+        # ...all terminated by the server, as a restart would.
+        with admin.engine.begin() as conn:
+            killed = conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE pid = ANY(:pids)"), {"pids": pids}).scalar_one()
+        assert killed == 3
+        time.sleep(0.2)  # the FATAL message and the close reach our sockets
+        # Then every issue succeeds, none answered 503.
+        for _ in range(5):
+            r = client.post("/api/exchange-tokens/", json={"points": 1}, headers=auth(user))
+            assert r.status_code == 201, r.get_json()
+    finally:
+        admin.close()
         container.close()
 
 

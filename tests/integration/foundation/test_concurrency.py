@@ -21,6 +21,7 @@ from shared.errors import (
     InsufficientPoints,
     TokenAlreadyRedeemed,
     TokenExpired,
+    TooManyActiveTokens,
 )
 from shared.services.deps import Deps
 from shared.services.views import TokenView
@@ -247,3 +248,24 @@ def test_cancel_redeem_and_expire_racing_on_one_token_give_exactly_one_outcome(
                 assert got[n].details == {"points_restored": 7, "reason": "expired"}
     books = assert_books_balance(deps.session_factory, [user])
     assert books[user].credits == 1000
+
+
+def test_16_threads_issuing_never_exceed_the_active_token_limit(wide_deps, user):
+    # The limit is counted after the account lock, in a fresh snapshot (migration 0003):
+    # a count taken before the lock wait would let every waiter see the same few tokens.
+    deps = replace(wide_deps, max_active_tokens=3)
+    services.credit(deps, user, 1000)
+    start = threading.Barrier(16)
+
+    def attempt(_: int) -> str | DomainError:
+        start.wait()
+        return outcome(services.issue, deps, user, 1)
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(attempt, range(16)))
+
+    assert results.count("ok") == 3
+    refusals = [r for r in results if r != "ok"]
+    assert all(isinstance(r, TooManyActiveTokens) for r in refusals), refusals
+    assert services.balance(deps, user) == 1000 - 3
+    assert_books_balance(deps.session_factory, [user])
