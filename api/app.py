@@ -13,6 +13,7 @@ from api.metrics import Metrics
 from api.readiness import Readiness
 from api.routes import accounts, exchange_requests, ops, tokens
 from shared.bootstrap import Container, bootstrap
+from shared.jwt_tokens import TokenVerifier
 from shared.settings import Settings
 
 
@@ -29,6 +30,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Flask:
     container = container or bootstrap(settings)
     app.extensions["container"] = container
     app.extensions["metrics"] = Metrics()
+    app.extensions["verifier"] = TokenVerifier(settings.jwt_secret or "")
     app.extensions["readiness"] = Readiness(container.engine, settings.amqp_url)
     spec = make_spec()
     for module in (accounts, tokens, exchange_requests, ops):

@@ -19,7 +19,7 @@ def authenticate(role: str) -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", {"reason": "missing bearer token"}, CHALLENGE)
     try:
-        principal = jwt_tokens.decode(current_app.config["JWT_SECRET"], token.strip())
+        principal = current_app.extensions["verifier"].verify(token.strip())
     except jwt_tokens.InvalidToken:
         raise ApiError(401, "unauthorized", {"reason": "invalid token"}, CHALLENGE) from None
     g.principal = principal

@@ -8,7 +8,7 @@ import time
 import jwt as pyjwt
 import pytest
 
-from shared.jwt_tokens import LEEWAY_SECONDS, InvalidToken, decode, encode
+from shared.jwt_tokens import LEEWAY_SECONDS, InvalidToken, TokenVerifier, decode, encode
 
 SECRET = "unit-test-secret-of-a-decent-length-for-hs512-0123456789abcdef-0123"  # noqa: S105
 
@@ -71,3 +71,41 @@ def test_roles_must_be_a_list_of_strings():
     token = raw({"sub": "heidi", "exp": int(time.time()) + 60, "roles": "admin"})
     with pytest.raises(InvalidToken, match="roles"):
         decode(SECRET, token)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_remembered_token_still_expires_on_time():
+    clock = Clock()
+    verifier = TokenVerifier(SECRET, clock=clock)
+    token = raw({"sub": "frank", "exp": int(clock.now) + 60, "roles": ["user"]})
+    assert verifier.verify(token).sub == "frank"
+    clock.now += 60 + LEEWAY_SECONDS - 1  # within the leeway: still good, from memory
+    assert verifier.verify(token).sub == "frank"
+    clock.now += 2  # past it: refused although remembered
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token)
+
+
+def test_the_verifier_remembers_accepted_tokens_only():
+    verifier = TokenVerifier(SECRET, capacity=2)
+    good = encode(SECRET, "grace")
+    forged = encode("another-secret-" + "x" * 64, "grace")
+    for _ in range(3):
+        assert verifier.verify(good).sub == "grace"
+        with pytest.raises(InvalidToken):
+            verifier.verify(forged)
+    info = verifier._verified.cache_info()
+    assert (info.hits, info.currsize) == (2, 1)  # checked once; the forgery every time
+
+
+def test_a_token_is_verified_against_its_verifiers_secret():
+    token = encode(SECRET, "heidi")
+    with pytest.raises(InvalidToken):
+        TokenVerifier("another-secret-" + "x" * 64).verify(token)
