@@ -49,6 +49,11 @@ class ApiServer(BaseApplication):
             "timeout": 30,
             "graceful_timeout": 8,  # SIGTERM: finish in-flight requests, then exit
             "keepalive": 5,
+            # One listening socket per worker (SO_REUSEPORT): the kernel spreads new
+            # connections over the workers. With one shared socket, whichever worker
+            # woke first took them: 16 keep-alive clients all landed on one worker, which
+            # its GIL held to one core while the other worker idled.
+            "reuse_port": True,
             "loglevel": s.log_level.lower(),
             "logger_class": JsonLogger,
             "accesslog": None,

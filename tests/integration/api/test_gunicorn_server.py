@@ -4,6 +4,7 @@ summed across workers, logs are JSON lines, and SIGTERM stops it cleanly."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -96,3 +97,59 @@ def test_the_api_command_serves_counts_across_workers_and_stops_on_sigterm(serve
     assert access and access[0]["status"] == 201 and access[0]["user_id"] == user
     assert {"ts", "level", "event", "request_id", "duration_ms", "method"} <= set(access[0])
     assert any(r.get("event") == "token created" and r.get("request_id") for r in records)
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _connections_per_worker(master: int, port: int) -> dict[int, int]:
+    """Established connections to ``port`` held by each gunicorn worker (Linux /proc)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[1].split(":")[1], 16) == port:  # ESTABLISHED
+            inodes.add(fields[9])
+    counts = {}
+    for pid in _children(master):
+        held = 0
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            held += target.startswith("socket:[") and target[8:-1] in inodes
+        counts[pid] = held
+    return counts
+
+
+def test_keep_alive_clients_are_spread_over_every_worker(server):
+    # With one shared listening socket, the worker that woke first accepted every new
+    # connection: 16 keep-alive clients on one worker, held to one core by its GIL. Each
+    # worker has its own socket (SO_REUSEPORT) and the kernel spreads them.
+    proc, base, _, _ = server
+    port = int(base.rsplit(":", 1)[1])
+    clients = []
+    try:
+        for _ in range(16):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            clients.append(s)
+        for s in clients:  # one request each, so every connection has been accepted
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+        for s in clients:
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        per_worker = _connections_per_worker(proc.pid, port)
+        assert len(per_worker) == 2
+        assert sum(per_worker.values()) == 16
+        assert all(n >= 1 for n in per_worker.values()), per_worker
+    finally:
+        for s in clients:
+            s.close()
