@@ -14,6 +14,30 @@ from tests.integration.api.test_auth_and_errors import assert_error
 CLOSED = "postgresql://postgres@127.0.0.1:1/nothing_here"
 
 
+def terminate(settings, pids: list[int]) -> None:
+    """Terminate these server backends and wait until they are gone: pg_terminate_backend
+    only signals, and the FATAL message and the close reach our sockets a moment later."""
+    admin = bootstrap(settings, pool_size=1)
+    try:
+        with admin.engine.begin() as conn:
+            killed = conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE pid = ANY(:pids)"), {"pids": pids}).scalar_one()
+        assert killed == len(pids)
+        deadline = time.monotonic() + 5
+        while True:
+            with admin.engine.begin() as conn:
+                alive = conn.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"),
+                    {"pids": pids}).scalar_one()
+            if alive == 0:
+                return
+            assert time.monotonic() < deadline, "the backends did not exit within 5 s"
+            time.sleep(0.02)
+    finally:
+        admin.close()
+
+
 def test_database_down_answers_503_within_5_seconds(settings, auth, user):
     down = settings.model_copy(update={"database_url": CLOSED})
     app = create_app(down)
@@ -44,13 +68,7 @@ def test_the_api_recovers_when_its_connections_are_killed(settings, auth, user):
         # Given every server backend of this app terminated, as a PostgreSQL restart would.
         with container.engine.connect() as conn:
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
-        admin = bootstrap(settings, pool_size=1)
-        with admin.engine.begin() as conn:
-            killed = conn.execute(text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE pid = :pid"), {"pid": pid}).scalar_one()
-        admin.close()
-        assert killed == 1
+        terminate(settings, [pid])
         # Then the next requests succeed: the checkout check finds the connection closed
         # by the server and the pool replaces it (no request sees the dead one).
         for _ in range(3):
@@ -65,28 +83,20 @@ def test_issuing_recovers_when_every_pooled_connection_was_killed(settings, auth
     # must get the same protection as sessions, for every connection the pool holds.
     container = bootstrap(settings, pool_size=3)
     client = create_app(settings, container).test_client()
-    admin = bootstrap(settings, pool_size=1)
     try:
         assert client.post(f"/api/accounts/{user}/credits", json={"points": 50},
                            headers=auth("admin-z", "admin")).status_code == 201
-        # Given three connections in the pool...
+        # Given three connections in the pool, all terminated by the server (a restart).
         conns = [container.engine.connect() for _ in range(3)]
         pids = [c.execute(text("SELECT pg_backend_pid()")).scalar_one() for c in conns]
         for c in conns:
             c.close()
-        # ...all terminated by the server, as a restart would.
-        with admin.engine.begin() as conn:
-            killed = conn.execute(text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE pid = ANY(:pids)"), {"pids": pids}).scalar_one()
-        assert killed == 3
-        time.sleep(0.2)  # the FATAL message and the close reach our sockets
+        terminate(settings, pids)
         # Then every issue succeeds, none answered 503.
         for _ in range(5):
             r = client.post("/api/exchange-tokens/", json={"points": 1}, headers=auth(user))
             assert r.status_code == 201, r.get_json()
     finally:
-        admin.close()
         container.close()
 
 
