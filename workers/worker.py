@@ -43,7 +43,13 @@ class WorkerOptions:
     # Two expire consumers (threads, each its own connection and transaction): while one
     # waits for PostgreSQL, the other decodes and prepares its batch (+20 % measured).
     expire_consumers: int = 2
-    relay_batch: int = 500
+    # Two relay threads, each its own database and broker connections, claiming disjoint
+    # batches (SKIP LOCKED): while one waits for PostgreSQL to claim and mark its batch
+    # (most of a relay's time), the other's messages are being confirmed. Batches of 1,000
+    # amortise the per-batch round trips. Measured: 13,500/s (1 x 500) -> 20,600/s (2 x
+    # 1,000), 0.44x -> 0.62x a raw pipelined publish loop in the same run.
+    relay_batch: int = 1000
+    relays: int = 2
 
 
 class Worker:
@@ -69,7 +75,7 @@ class Worker:
         eb = self.options.expire_batch
         return {
             "relay": [Relay(settings, engine, self.stop_event, batch_size=self.options.relay_batch,
-                           amqp_url=amqp_url).run],
+                           amqp_url=amqp_url).run for _ in range(self.options.relays)],
             "schedule-expiry": [consumer(ScheduleExpiry(topo, engine), 500, 500)],
             "expire": [consumer(Expire(topo, deps), eb, eb)
                        for _ in range(self.options.expire_consumers)],
