@@ -15,6 +15,7 @@ from typing import Any
 
 import pika
 import psycopg2
+from pika.exceptions import ChannelClosedByBroker
 from sqlalchemy.engine import make_url
 
 from bench.seed import create_bench_tables
@@ -134,7 +135,10 @@ def reset(env: BenchEnv) -> None:
     try:
         channel = connection.channel()
         for queue in [*Topology.for_settings(env.settings).queues(), *env.extra_queues]:
-            channel.queue_purge(queue)
+            try:
+                channel.queue_purge(queue)
+            except ChannelClosedByBroker:  # not declared (yet): a lifetime queue, say
+                channel = connection.channel()
     finally:
         connection.close()
 

@@ -23,6 +23,8 @@ from bench.environment import BenchEnv
 from bench.processes import ProcessFailed, free_port, log_tail, rss_mb, running
 from bench.report import Row
 from bench.workers import worker_argv
+from shared.messaging.names import Names
+from shared.messaging.topology import Topology
 
 FIGURE = "3 expiry lateness"
 P99_GOAL_MS = 500.0
@@ -135,6 +137,11 @@ def _one_run(env: BenchEnv, sizes: object, workers: int, ctx: Context) -> dict[s
     ttl = max(2.0, window)
     argv = worker_argv()
     child_env = env.child_env(token_ttl_seconds=int(ttl))
+    # The workers' lifetime queue (named by their TOKEN_TTL_SECONDS, not the run's):
+    # purged between benchmarks and removed at the end with the namespace.
+    lifetime = Topology(Names(env.settings.broker_namespace), int(ttl)).lifetime_queue
+    if lifetime not in env.extra_queues:
+        env.extra_queues.append(lifetime)
     with _workers(argv, workers, child_env) as procs:
         _wait_ready(env, procs, f"{label}-canary")
         issued_over = _issue_over_window(env, label, n, window, ttl)

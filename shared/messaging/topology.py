@@ -17,6 +17,12 @@
                        <ns>.delayed routes "#.<consumer>" to that consumer's queue
                        (<ns>.expire for timers, any consumer queue for retries).
 
+    a new token's timer ──► <ns>.delay.lifetime.<units> (TTL = TOKEN_TTL_SECONDS) ─► <ns>.delayed
+                       one hop instead of one per set bit: the common timer (due a whole
+                       lifetime from now) waits in a queue whose TTL is that lifetime.
+                       Declared by the scheduler as it uses it, with x-expires, so the
+                       queue of a lifetime no longer configured removes itself once empty.
+
     poison / exhausted ─► <ns>.dead-letter (fanout) ─► <ns>.dead-letter (parking queue)
 
 Queue arguments are a schema: RabbitMQ refuses to redeclare a queue with other arguments,
@@ -40,11 +46,13 @@ DELAY_UNIT_MS = 100  # resolution of timers: a delay is rounded UP to this, so n
 DELAY_LEVELS = 20  # 2^20 units of 100 ms ≈ 29 h: covers TOKEN_TTL_SECONDS up to 86,400
 MAX_DELAY_MS = DELAY_UNIT_MS * ((1 << DELAY_LEVELS) - 1)
 
+EXPIRE_CONSUMER = "expire"
+
 # Consumer name → routing keys bound on the events exchange. The expire consumer is fed
 # only by the delay chain: the fact "TokenExpired (restored)" must not re-trigger it.
 CONSUMERS: dict[str, tuple[str, ...]] = {
     "schedule-expiry": ("TokenIssued",),
-    "expire": (),
+    EXPIRE_CONSUMER: (),
     "exchange-requests": ("TokenRedeemed",),
     # The facts no other consumer acts on: logged, and the relay's mandatory publish finds
     # a route. Not "#": every TokenIssued would cost the broker a second enqueue, and the
@@ -72,13 +80,52 @@ def quorum_args(dead_letter_exchange: str, **extra: object) -> dict[str, object]
     }
 
 
+# A timer whose delay rounds to the lifetime, or one unit less (scheduled up to 200 ms
+# after its token was issued), takes the lifetime queue: at most one more unit late than
+# the binary chain would make it, for one hop instead of three to six.
+LIFETIME_SLACK_UNITS = 1
+# How long an unused lifetime queue lives on: twice the lifetime plus this. The scheduler
+# declares it again at least every quarter of that while it publishes, so when the broker
+# removes it, its last message was published over 1.5 lifetimes ago: it is empty.
+LIFETIME_QUEUE_GRACE_MS = 60_000
+
+
 @dataclass(frozen=True)
 class Topology:
     names: Names
+    token_ttl_seconds: int = 180
+    lifetime_grace_ms: int = LIFETIME_QUEUE_GRACE_MS
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Topology:
-        return cls(Names(settings.broker_namespace))
+        return cls(Names(settings.broker_namespace), settings.token_ttl_seconds)
+
+    # The lifetime queue -------------------------------------------------------------------
+    @property
+    def lifetime_units(self) -> int:
+        return self.token_ttl_seconds * 1000 // DELAY_UNIT_MS
+
+    @property
+    def lifetime_queue(self) -> str:
+        """Named by its TTL: RabbitMQ refuses to redeclare a queue with another TTL, and
+        tokens of a previous TOKEN_TTL_SECONDS still wait in theirs after a change."""
+        return f"{self.names.namespace}.delay.lifetime.{self.lifetime_units}"
+
+    @property
+    def lifetime_queue_expires_ms(self) -> int:
+        return 2 * self.token_ttl_seconds * 1000 + self.lifetime_grace_ms
+
+    def lifetime_queue_arguments(self) -> dict[str, object]:
+        return quorum_args(
+            self.delayed_exchange,
+            **{
+                "x-message-ttl": self.lifetime_units * DELAY_UNIT_MS,
+                # Out of the queue straight to the expire consumer: the delayed exchange
+                # routes "#.expire" to <ns>.expire.
+                "x-dead-letter-routing-key": f"lifetime.{EXPIRE_CONSUMER}",
+                "x-expires": self.lifetime_queue_expires_ms,
+            },
+        )
 
     # Delay chain -------------------------------------------------------------------------
     def delay_exchange(self, level: int) -> str:
@@ -115,6 +162,7 @@ class Topology:
             *self.consumer_queues(),
             self.names.dead_letter_queue,
             *(self.delay_queue(k) for k in range(DELAY_LEVELS)),
+            self.lifetime_queue,  # this lifetime's: others remove themselves (x-expires)
         ]
 
 

@@ -48,3 +48,39 @@ def test_a_long_token_issued_first_does_not_hold_back_a_short_one(
     [restored_at] = refunds(container.engine, [short.token.id])[short.token.id]
     assert (restored_at - short.token.expires_at).total_seconds() < 1.0
     assert refunds(container.engine, [long.token.id])[long.token.id] == []
+
+
+def test_a_token_of_the_configured_lifetime_waits_in_the_lifetime_queue_one_hop(
+    container, deps, user, settings, broker
+):
+    from shared.messaging.names import Names
+    from shared.messaging.topology import Topology, declare_topology
+    from workers.worker import Worker, WorkerOptions
+
+    topo = Topology(Names(settings.broker_namespace), token_ttl_seconds=2)
+    declare_topology(settings)
+    worker = Worker(container, WorkerOptions(sweep_interval=NO_SWEEP))
+    worker.start(topo)
+    try:
+        deps = dataclasses.replace(deps, max_active_tokens=1000)
+        tokens = {}
+        for _ in range(5):
+            issued = issue(deps, user, ttl=2)
+            tokens[issued.token.id] = issued.token.expires_at
+
+        def waiting() -> int:
+            return broker.queue_declare(topo.lifetime_queue, passive=True).method.message_count
+
+        # The timers wait in the queue whose TTL is the lifetime (declared by the
+        # scheduler on first use), not in the binary chain...
+        wait_until(lambda: waiting() == 5, timeout=1.5)
+        # ...and come out of it on time, each refunded once.
+        wait_until(lambda: not classify(container.engine, tokens)["lost"], timeout=10)
+        assert classify(container.engine, tokens)["once"] == list(tokens)
+        lateness = [(rows[0] - tokens[t]).total_seconds()
+                    for t, rows in refunds(container.engine, tokens).items()]
+        assert 0 <= min(lateness) and max(lateness) < 1.0, lateness
+        assert waiting() == 0
+    finally:
+        worker.stop()
+        broker.queue_delete(topo.lifetime_queue)
