@@ -9,6 +9,7 @@ through api/errors.py.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -52,8 +53,27 @@ def responses(success: tuple[int, Any], *errors: int) -> Response:
 
 def documented(spec: SpecTree, success: tuple[int, Any], *errors: int, tags: tuple[str, ...],
                auth: bool = True, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
-    """Describe a route in the OpenAPI document (no validation: the view does it)."""
-    return spec.validate(
+    """Describe a route in the OpenAPI document (no validation: the view does it).
+
+    Flask gets the view itself, not spectree's wrapper: with validation skipped the
+    wrapper did nothing useful per request, yet cost 5 to 7 % of an issue's CPU.
+    spectree finds a route's description by following ``__wrapped__`` from the function
+    Flask calls (its documented way of seeing through other decorators), so the plain
+    view points at the described wrapper and the document is unchanged.
+    """
+    describe = spec.validate(
         resp=responses(success, *(AUTH_ERRORS if auth else ()), *errors),
         tags=tags, security=BEARER if auth else None, skip_validation=True, **kwargs,
     )
+
+    def register(view: Callable[..., Any]) -> Callable[..., Any]:
+        described = describe(view)
+
+        @functools.wraps(view)
+        def plain(*args: Any, **kw: Any) -> Any:
+            return view(*args, **kw)
+
+        plain.__wrapped__ = described
+        return plain
+
+    return register

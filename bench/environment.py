@@ -134,7 +134,11 @@ def reset(env: BenchEnv) -> None:
     connection = connect(env.settings, name="bench reset")
     try:
         channel = connection.channel()
-        for queue in [*Topology.for_settings(env.settings).queues(), *env.extra_queues]:
+        topo = Topology.for_settings(env.settings)
+        # The run's own lifetime queue exists only if a worker with the run's lifetime
+        # scheduled a timer; the lateness benchmark's is among the extra queues.
+        own = [q for q in topo.queues() if q != topo.lifetime_queue]
+        for queue in [*own, *env.extra_queues]:
             try:
                 channel.queue_purge(queue)
             except ChannelClosedByBroker:  # not declared (yet): a lifetime queue, say
