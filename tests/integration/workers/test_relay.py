@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from schemas.events import TokenIssued
 from shared.logs import bound
+from shared.messaging.publisher import ConfirmingPublisher
 from shared.persistence.outbox import record_events
 from tests.integration.workers.conftest import unsent_count, wait_until
 from workers.relay import Relay
@@ -138,3 +139,82 @@ def test_relay_keeps_rows_while_the_broker_is_unreachable_and_publishes_them_aft
     relay._drop_broker()
     seen = {p.message_id for p, _ in probe()}
     assert set(ids) <= seen
+
+
+def _locked_or_unsent(engine) -> tuple[int, int]:
+    """(rows another transaction still holds locked, rows unsent)."""
+    with engine.connect() as conn:
+        locked = conn.execute(text(
+            "SELECT count(*) FROM outbox WHERE id NOT IN"
+            " (SELECT id FROM outbox FOR UPDATE SKIP LOCKED)")).scalar_one()
+        conn.rollback()
+    return locked, unsent_count(engine)
+
+
+def test_a_failed_batch_leaves_neither_it_nor_the_next_one_locked_or_marked(
+    settings, container, deps, topology, monkeypatch
+):
+    # Given two batches in the outbox: while the broker confirms the first, the second is
+    # already claimed and sent in its own transaction.
+    record(deps, 20)
+    relay = Relay(settings, container.engine, batch_size=10)
+    real_wait = ConfirmingPublisher.wait
+    calls = []
+
+    def failing_wait(self, sent):  # type: ignore[no-untyped-def]
+        calls.append(sent)
+        raise ConnectionResetError("the broker went away while confirming")
+
+    monkeypatch.setattr(ConfirmingPublisher, "wait", failing_wait)
+    # When the first batch's confirms fail...
+    try:
+        relay.drain()
+    except ConnectionResetError:
+        pass
+    else:
+        raise AssertionError("the failure was swallowed")
+    finally:
+        relay._drop_broker()
+    # Then both batches were rolled back: nothing marked published, no row left locked by
+    # an open transaction (which would hide it from every relay until the connection died).
+    assert len(calls) == 1  # the first batch's wait; the second was in flight
+    assert _locked_or_unsent(container.engine) == (0, 20)
+    with container.engine.connect() as conn:
+        idle_in_tx = conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state = 'idle in transaction'")).scalar_one()
+    assert idle_in_tx == 0
+    # And a relay publishes them all afterwards.
+    monkeypatch.setattr(ConfirmingPublisher, "wait", real_wait)
+    assert Relay(settings, container.engine, batch_size=10).drain() == 20
+    assert unsent_count(container.engine) == 0
+
+
+def test_an_idle_relay_keeps_its_broker_connection_through_heartbeats(
+    settings, container, topology, monkeypatch
+):
+    # py-amqp counts a heartbeat as received only when it reads one. An idle relay that
+    # never read its socket declared the connection dead after two intervals and
+    # reconnected, over and over. With a 1 s heartbeat, 5 idle seconds are 5 intervals.
+    from shared.messaging import amqp_client
+
+    real_connect = amqp_client.connect
+    connections = []
+
+    def short_heartbeat(url, name, heartbeat=amqp_client.HEARTBEAT_SECONDS):  # type: ignore[no-untyped-def]
+        connection = real_connect(url, name, heartbeat=1)
+        connections.append(connection)
+        return connection
+
+    monkeypatch.setattr(amqp_client, "connect", short_heartbeat)
+    relay = Relay(settings, container.engine)
+    thread = threading.Thread(target=relay.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: connections, timeout=5)
+        time.sleep(5)
+        assert len(connections) == 1, "the relay reconnected while idle"
+        assert connections[0].connected
+    finally:
+        relay.stop()
+        thread.join(10)
