@@ -3,10 +3,9 @@
 The timer is a ``TokenExpired`` command (``restored=False``) published to the ``expire``
 consumer through the lifetime queue (one hop, when it is due one lifetime from now, the
 common case) or the binary delay levels (any other delay), due at the token's
-``expires_at``. It waits in
-RabbitMQ, never in this process (a worker may die at any time; a message held in memory
-for minutes would also trip ``consumer_timeout``). The delay is measured against
-PostgreSQL's clock, the one clock: ``expires_at - now()``.
+``expires_at``. It waits in RabbitMQ, never in this process (a worker may die at any
+time; a message held in memory for minutes would also trip ``consumer_timeout``). The
+delay is measured against PostgreSQL's clock, the one clock: ``expires_at - now()``.
 """
 
 from __future__ import annotations
