@@ -27,6 +27,8 @@ from workers.consumer import Delivery
 
 log = logging.getLogger("exchange_tokens.schedule_expiry")
 
+LIFETIME_REDECLARE_SECONDS = 60.0
+
 
 def timer_for(event: TokenIssued) -> TokenExpired:
     """The expiry command of one issued token. Its id derives from the TokenIssued's, so a
@@ -65,12 +67,12 @@ class ScheduleExpiry:
         self._lifetime_declared_at: float | None = None
 
     def _keep_lifetime_queue(self, publisher: ConfirmingPublisher) -> None:
-        """Declare this lifetime's queue before its first use and again at least every
-        quarter of its x-expires while publishing to it, so the broker only ever removes
-        it once it has been idle (and so empty) for a while."""
+        """Declare this lifetime's queue before its first use, and again every minute
+        while publishing to it: if it was deleted (by ops, with a broker's data), timers
+        fail to route until it is back, so it comes back within a minute on its own."""
         now = self._clock()
-        every = self.topo.lifetime_queue_expires_ms / 4000
-        if self._lifetime_declared_at is not None and now - self._lifetime_declared_at < every:
+        if (self._lifetime_declared_at is not None
+                and now - self._lifetime_declared_at < LIFETIME_REDECLARE_SECONDS):
             return
         publisher.channel.queue_declare(self.topo.lifetime_queue, durable=True,
                                         auto_delete=False,

@@ -20,8 +20,9 @@
     a new token's timer ──► <ns>.delay.lifetime.<units> (TTL = TOKEN_TTL_SECONDS) ─► <ns>.delayed
                        one hop instead of one per set bit: the common timer (due a whole
                        lifetime from now) waits in a queue whose TTL is that lifetime.
-                       Declared by the scheduler as it uses it, with x-expires, so the
-                       queue of a lifetime no longer configured removes itself once empty.
+                       Declared by the scheduler as it uses it. No x-expires: RabbitMQ
+                       3.10 counts neither publishes nor re-declarations of a quorum queue
+                       as use, and removed a busy one (measured), messages and all.
 
     poison / exhausted ─► <ns>.dead-letter (fanout) ─► <ns>.dead-letter (parking queue)
 
@@ -84,17 +85,12 @@ def quorum_args(dead_letter_exchange: str, **extra: object) -> dict[str, object]
 # after its token was issued), takes the lifetime queue: at most one more unit late than
 # the binary chain would make it, for one hop instead of three to six.
 LIFETIME_SLACK_UNITS = 1
-# How long an unused lifetime queue lives on: twice the lifetime plus this. The scheduler
-# declares it again at least every quarter of that while it publishes, so when the broker
-# removes it, its last message was published over 1.5 lifetimes ago: it is empty.
-LIFETIME_QUEUE_GRACE_MS = 60_000
 
 
 @dataclass(frozen=True)
 class Topology:
     names: Names
     token_ttl_seconds: int = 180
-    lifetime_grace_ms: int = LIFETIME_QUEUE_GRACE_MS
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Topology:
@@ -111,10 +107,6 @@ class Topology:
         tokens of a previous TOKEN_TTL_SECONDS still wait in theirs after a change."""
         return f"{self.names.namespace}.delay.lifetime.{self.lifetime_units}"
 
-    @property
-    def lifetime_queue_expires_ms(self) -> int:
-        return 2 * self.token_ttl_seconds * 1000 + self.lifetime_grace_ms
-
     def lifetime_queue_arguments(self) -> dict[str, object]:
         return quorum_args(
             self.delayed_exchange,
@@ -123,7 +115,6 @@ class Topology:
                 # Out of the queue straight to the expire consumer: the delayed exchange
                 # routes "#.expire" to <ns>.expire.
                 "x-dead-letter-routing-key": f"lifetime.{EXPIRE_CONSUMER}",
-                "x-expires": self.lifetime_queue_expires_ms,
             },
         )
 
@@ -162,7 +153,7 @@ class Topology:
             *self.consumer_queues(),
             self.names.dead_letter_queue,
             *(self.delay_queue(k) for k in range(DELAY_LEVELS)),
-            self.lifetime_queue,  # this lifetime's: others remove themselves (x-expires)
+            self.lifetime_queue,  # this lifetime's (docs/messaging.md: after a change)
         ]
 
 
