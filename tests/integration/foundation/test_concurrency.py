@@ -39,6 +39,18 @@ def outcome(fn, *args) -> str | DomainError:  # type: ignore[no-untyped-def]
         return exc
 
 
+def issue_at_once(deps: Deps, user: str, points: int, threads: int = 16) -> list:
+    """``threads`` issues of ``points`` for one user, released together by a barrier."""
+    start = threading.Barrier(threads)
+
+    def attempt(_: int) -> str | DomainError:
+        start.wait()
+        return outcome(services.issue, deps, user, points)
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(attempt, range(threads)))
+
+
 def final_states(deps: Deps, token_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     """Each token's end state as the database records it: its live status, or the reason
     of its refund; "+" joins several, which must never happen."""
@@ -89,14 +101,7 @@ def test_16_threads_issuing_never_overdraw_and_every_refusal_is_insufficient_poi
 ):
     deps = replace(wide_deps, max_active_tokens=100)
     services.credit(deps, user, 100)
-    start = threading.Barrier(16)
-
-    def attempt(_: int) -> str | DomainError:
-        start.wait()
-        return outcome(services.issue, deps, user, 15)
-
-    with ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(attempt, range(16)))
+    results = issue_at_once(deps, user, 15)
 
     successes = results.count("ok")
     assert successes == 100 // 15  # the balance covers exactly six: no fewer, no more
@@ -255,14 +260,7 @@ def test_16_threads_issuing_never_exceed_the_active_token_limit(wide_deps, user)
     # a count taken before the lock wait would let every waiter see the same few tokens.
     deps = replace(wide_deps, max_active_tokens=3)
     services.credit(deps, user, 1000)
-    start = threading.Barrier(16)
-
-    def attempt(_: int) -> str | DomainError:
-        start.wait()
-        return outcome(services.issue, deps, user, 1)
-
-    with ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(attempt, range(16)))
+    results = issue_at_once(deps, user, 1)
 
     assert results.count("ok") == 3
     refusals = [r for r in results if r != "ok"]
