@@ -51,29 +51,47 @@ def test_a_long_token_issued_first_does_not_hold_back_a_short_one(
 
 
 def test_a_token_of_the_configured_lifetime_waits_in_the_lifetime_queue_one_hop(
-    container, deps, user, settings, broker
+    container, deps, user, settings
 ):
+    import pika
+    from pika.exceptions import ChannelClosedByBroker
+
     from shared.messaging.names import Names
     from shared.messaging.topology import Topology, declare_topology
     from workers.worker import Worker, WorkerOptions
 
-    topo = Topology(Names(settings.broker_namespace), token_ttl_seconds=2)
+    topo = Topology(Names(settings.broker_namespace), token_ttl_seconds=3)
     declare_topology(settings)
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    channel = [connection.channel()]
+
+    def declare(queue: str) -> pika.frame.Method | None:
+        """Passive declare; None while the queue does not exist (404 closes the channel)."""
+        try:
+            return channel[0].queue_declare(queue, passive=True)
+        except ChannelClosedByBroker:
+            channel[0] = connection.channel()
+            return None
+
+    def waiting() -> int:
+        ok = declare(topo.lifetime_queue)
+        return ok.method.message_count if ok else 0
+
     worker = Worker(container, WorkerOptions(sweep_interval=NO_SWEEP))
     worker.start(topo)
     try:
+        # Issue only once the scheduler consumes: a timer must be scheduled within 100 ms
+        # of its token to be due one lifetime (to the unit) from then.
+        schedule = Names(settings.broker_namespace).consumer_queue("schedule-expiry")
+        wait_until(lambda: (ok := declare(schedule)) and ok.method.consumer_count, timeout=10)
         deps = dataclasses.replace(deps, max_active_tokens=1000)
         tokens = {}
         for _ in range(5):
-            issued = issue(deps, user, ttl=2)
+            issued = issue(deps, user, ttl=3)
             tokens[issued.token.id] = issued.token.expires_at
-
-        def waiting() -> int:
-            return broker.queue_declare(topo.lifetime_queue, passive=True).method.message_count
-
         # The timers wait in the queue whose TTL is the lifetime (declared by the
         # scheduler on first use), not in the binary chain...
-        wait_until(lambda: waiting() == 5, timeout=1.5)
+        wait_until(lambda: waiting() == 5, timeout=2.5)
         # ...and come out of it on time, each refunded once.
         wait_until(lambda: not classify(container.engine, tokens)["lost"], timeout=10)
         assert classify(container.engine, tokens)["once"] == list(tokens)
@@ -83,4 +101,5 @@ def test_a_token_of_the_configured_lifetime_waits_in_the_lifetime_queue_one_hop(
         assert waiting() == 0
     finally:
         worker.stop()
-        broker.queue_delete(topo.lifetime_queue)
+        channel[0].queue_delete(topo.lifetime_queue)
+        connection.close()
