@@ -8,13 +8,12 @@ import logging
 import re
 import time
 import uuid
-from contextlib import ExitStack
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.body import MAX_BODY_BYTES
-from shared.logs import bound
+from shared.logs import request_id_var
 
 access_log = logging.getLogger("exchange_tokens.access")
 
@@ -29,8 +28,10 @@ def _request_id() -> str:
 def _start() -> None:
     g.started = time.perf_counter()
     g.request_id = _request_id()
-    g.log_context = ExitStack()
-    g.log_context.enter_context(bound(request_id=g.request_id))
+    # Bound for the request's log lines and outbox events (shared/logs.py), reset on
+    # teardown; the variable itself, not logs.bound(): a generator context manager held
+    # across two hooks cost more than the rest of this hook.
+    g.request_id_token = request_id_var.set(g.request_id)
     # Refuse a declared oversize body before any work (a chunked one is cut at
     # MAX_CONTENT_LENGTH when read).
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
@@ -55,9 +56,9 @@ def _finish(response: Response) -> Response:
 
 
 def _release(_exc: BaseException | None) -> None:
-    stack = g.pop("log_context", None)
-    if stack is not None:
-        stack.close()
+    token = g.pop("request_id_token", None)
+    if token is not None:
+        request_id_var.reset(token)
 
 
 def install(app: Flask) -> None:

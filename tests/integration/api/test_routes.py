@@ -7,6 +7,8 @@ import uuid
 
 from sqlalchemy import text
 
+from shared.logs import request_id_var
+
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 TOKEN_FIELDS = {"id", "code", "points", "reward", "status", "created_at", "expires_at",
                 "expires_in"}
@@ -247,6 +249,23 @@ def test_metrics_count_requests_by_route_and_tokens_issued_redeemed_cancelled(
             'route="/api/exchange-tokens/<token_id>",status="200"}') in body
 
 
+def test_request_metrics_count_each_answer_and_fold_unknown_methods(client, auth, user):
+    def count(method, route, status):
+        return _counter(client, "exchange_tokens_http_requests_total"
+                        rf'\{{method="{method}",route="{re.escape(route)}",status="{status}"\}}')
+
+    before = count("GET", "/api/accounts/me", 200)
+    for _ in range(3):
+        client.get("/api/accounts/me", headers=auth(user))
+    assert count("GET", "/api/accounts/me", 200) == before + 3
+    before = count("other", "unmatched", 405)
+    for verb in ("BREW", "PROPFIND", "X-ANYTHING"):
+        assert client.open("/api/accounts/me", method=verb).status_code == 405
+    assert count("other", "unmatched", 405) == before + 3
+    body = client.get("/metrics").get_data(as_text=True)
+    assert "BREW" not in body and "PROPFIND" not in body
+
+
 def test_openapi_describes_every_route_of_the_contract(client):
     r = client.get("/api/openapi.json")
     assert r.status_code == 200
@@ -272,6 +291,17 @@ def test_every_response_carries_a_request_id_and_keeps_a_sane_one(client):
     assert r.headers["X-Request-ID"] == "abc-123"
     r = client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
     assert r.headers["X-Request-ID"] != "bad id\twith spaces"
+
+
+def test_a_request_id_is_unbound_after_the_request(client, auth, user):
+    """Reset on teardown, whatever the answer: a thread that serves the next request (or
+    logs outside one) must not carry the last request's id. (That it is bound during the
+    request: the outbox test below.)"""
+    assert client.get("/healthz", headers={"X-Request-ID": "rid-a"}).status_code == 200
+    assert request_id_var.get() is None
+    r = client.post("/api/exchange-tokens/", data="{", headers={**auth(user), "X-Request-ID": "rid-b"})
+    assert r.status_code == 400
+    assert request_id_var.get() is None
 
 
 def test_the_request_id_reaches_the_outbox_event(client, auth, user, credit, container):
