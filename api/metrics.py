@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -14,6 +15,10 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+# A client may send any method token; beyond these it is counted as "other", so a
+# scanner cannot grow the label set (and the multiprocess files) without bound.
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -39,10 +44,21 @@ class Metrics:
         self.redeemed = Counter("exchange_tokens_tokens_redeemed_total", "Tokens redeemed.", registry=reg)
         self.cancelled = Counter("exchange_tokens_tokens_cancelled_total", "Tokens cancelled.", registry=reg)
 
+        # (method, route, status) -> its two children. labels() takes a lock and builds
+        # its key on every call; the set of keys is small (routes x methods x statuses),
+        # so each is looked up once. dict get/setdefault are atomic under the GIL, and
+        # prometheus_client itself returns the same child for the same labels.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        labels = (method, route, str(status))
-        self.requests.labels(*labels).inc()
-        self.latency.labels(*labels).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            labels = (method if method in METHODS else "other", route, str(status))
+            children = self._children.setdefault(
+                key, (self.requests.labels(*labels), self.latency.labels(*labels)))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         if self.registry is not None:
