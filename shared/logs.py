@@ -29,6 +29,8 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+_LEVELS = {name: name.lower() for name in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")}
+
 _RESERVED = frozenset((
     "args asctime created exc_info exc_text filename funcName levelname levelno lineno "
     "message module msecs msg name pathname process processName relativeCreated stack_info "
@@ -40,6 +42,11 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     return str(value)  # UUIDs, Decimals, paths, enums...
+
+
+# One encoder for every record (json.dumps with options builds a new one per call);
+# encode() keeps no state between calls, so threads share it.
+_encode = json.JSONEncoder(default=_json_default, ensure_ascii=False).encode
 
 
 class _Formatter(logging.Formatter):
@@ -65,7 +72,7 @@ class _Formatter(logging.Formatter):
             self._second = second
         data: dict[str, Any] = {
             "ts": f"{self._prefix}.{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
+            "level": _LEVELS.get(record.levelname) or record.levelname.lower(),
             "event": record.getMessage(),
         }
         for key, value in record.__dict__.items():
@@ -74,7 +81,7 @@ class _Formatter(logging.Formatter):
         data["logger"] = record.name
         if record.exc_info:
             data["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=_json_default, ensure_ascii=False)
+        return _encode(data)
 
 
 def json_formatter() -> logging.Formatter:
