@@ -13,7 +13,7 @@ ROLES = ("user", "merchant", "admin")
 LEEWAY_SECONDS = 10  # tolerate small clock drift between the issuer and us
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Principal:
     sub: str
     roles: frozenset[str]
@@ -44,7 +44,14 @@ def _verify(secret: str, token: str) -> tuple[Principal, float]:
         raise InvalidToken("sub must be a non-empty string")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise InvalidToken("roles must be a list of strings")
-    return Principal(sub=sub, roles=frozenset(roles)), float(claims["exp"])
+    return Principal(sub=sub, roles=_role_set(tuple(roles))), float(claims["exp"])
+
+
+@functools.lru_cache(maxsize=64)
+def _role_set(roles: tuple[str, ...]) -> frozenset[str]:
+    """One frozenset per combination of roles, shared by every principal that has it: a
+    frozenset is ~200 bytes, a remembered token's largest part after the token itself."""
+    return frozenset(roles)
 
 
 def decode(secret: str, token: str) -> Principal:
@@ -61,9 +68,13 @@ class TokenVerifier:
     again, with the same leeway, on every use. Refused tokens are not remembered (a flood
     of forged ones cannot evict good ones any faster than good ones arrive). The LRU is
     functools', which is thread-safe.
+
+    Capacity: an LRU smaller than the set of tokens in use, seen in turn, misses on every
+    request; 4,096 did under a benchmark spreading 6,400 users over two workers. 16,384
+    entries of about 500 bytes: at most ~8 MB per worker.
     """
 
-    def __init__(self, secret: str, capacity: int = 4096,
+    def __init__(self, secret: str, capacity: int = 16384,
                  clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._verified = functools.lru_cache(maxsize=capacity)(
