@@ -3,6 +3,7 @@ worker built after the fork, multiprocess Prometheus metrics."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -72,5 +73,21 @@ class ApiServer(BaseApplication):
         # Runs in the worker, after the fork: the engine's connections belong to it alone.
         from api.app import create_app
 
+        app = create_app(self.settings)
+        _freeze_long_lived()
         logging.getLogger("exchange_tokens.api").info("worker app ready")
-        return create_app(self.settings)
+        return app
+
+
+def _freeze_long_lived() -> None:
+    """Hide what lives as long as the worker (modules, the app, its pools: ~94,000
+    objects) from the cyclic garbage collector.
+
+    A full collection walks every tracked object while holding the GIL: 65-90 ms here,
+    every thread of the worker stalled, the two workers often together (34 ms when idle). At half the peak
+    rate one such pause per ten seconds is the p99 (measured: p50 2 ms, p99 60 ms). After
+    gc.freeze() a full collection walks only what requests made since, as the gc module's
+    documentation suggests for long-lived processes. Collected first, so no garbage is
+    kept forever."""
+    gc.collect()
+    gc.freeze()

@@ -153,3 +153,19 @@ def test_keep_alive_clients_are_spread_over_every_worker(server):
     finally:
         for s in clients:
             s.close()
+
+
+def test_a_worker_hides_its_long_lived_objects_from_the_collector(settings):
+    """What the app is built of lives as long as the worker: frozen, so a full
+    collection walks only what requests made since (a 30-90 ms pause otherwise)."""
+    import gc
+
+    from api.server import ApiServer
+
+    gc.unfreeze()
+    try:
+        app = ApiServer(settings).load()
+        assert app.name == "exchange_tokens"
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
