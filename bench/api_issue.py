@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 
 from bench import httpload, plain_sql, seed
 from bench.context import Context, NotMeasured
@@ -18,6 +19,7 @@ from shared.jwt_tokens import encode
 
 FIGURE = "1 POST token"
 PATH = "/api/exchange-tokens/"
+PHASE_WARMUP_S = 0.3  # each alternating phase: connections opened, pools warm
 USERS_PER_CONNECTION = 400  # many users, so no one reaches the active-token limit
 RATIO_GOAL = 0.5
 P99_GOAL_MS = 50.0
@@ -44,12 +46,12 @@ def _seed_users(env: BenchEnv, prefix: str, count: int) -> list[str]:
     return [f"{prefix}-u{k}" for k in range(count)]
 
 
-def _serve_and_load(name: str, argv: list[str], env: BenchEnv, sizes: Sizes,
-                    per_connection: list[list[bytes]], half_rate: bool
-                    ) -> tuple[httpload.LoadResult, httpload.LoadResult | None, float, float]:
-    """(peak, half-rate, RSS in MB, server CPU ms per request at peak)."""
+def _hello(env: BenchEnv, sizes: Sizes, per_connection: list[list[bytes]]
+           ) -> tuple[httpload.LoadResult, float]:
+    """The hello-world app's peak under the same server: (result, server CPU ms/request)."""
     port = free_port()
-    with running(name, argv, env.child_env(port=port)) as proc:
+    argv = [sys.executable, "-m", "bench.hello_server"]
+    with running("hello", argv, env.child_env(port=port)) as proc:
         wait_for_port(proc, port)
         httpload.wait_ready(port)
         request_for = per_connection.__getitem__
@@ -59,12 +61,63 @@ def _serve_and_load(name: str, argv: list[str], env: BenchEnv, sizes: Sizes,
         peak = httpload.closed_loop(port, sizes.http_connections, request_for, sizes.duration_s,
                                     warmup_s=0)
         cpu_ms = (cpu_seconds(proc.pid) - cpu0) * 1000 / max(1, sum(peak.statuses.values()))
+    return peak, cpu_ms
+
+
+@dataclass
+class _ApiRun:
+    peak: httpload.LoadResult
+    sql_rate: float
+    round_ratios: list[float | None]
+    paced: httpload.LoadResult | None
+    memory_mb: float
+    cpu_ms: float
+
+
+def _api_against_sql(env: BenchEnv, sizes: Sizes, per_connection: list[list[bytes]],
+                     sql_users: list[str]) -> _ApiRun:
+    """The API's peak and the plain-SQL baseline, in alternating phases, then the API at
+    half its peak.
+
+    Alternating: this machine's other tenants come and go within a minute, and a
+    baseline measured in one block and the API in the next saw different machines (the
+    ratio moved by +-10 % between runs of the same code). Each round gives both sides the
+    same few seconds of whatever the machine is doing; the figure is the API's answers
+    over all its phases against the baseline's transactions over all of its own. The
+    API's connections go on through their users from one phase to the next.
+    """
+    port = free_port()
+    api = BIN / "exchange-tokens"
+    phase_s = sizes.duration_s / sizes.rounds
+    with running("api", [str(api), "api"], env.child_env(port=port)) as proc:
+        wait_for_port(proc, port)
+        httpload.wait_ready(port)
+        request_for = per_connection.__getitem__
+        conns = sizes.http_connections
+        at = httpload.closed_loop(port, conns, request_for, sizes.warmup_s, warmup_s=0).positions
+        parts: list[httpload.LoadResult] = []
+        sql_rates: list[float] = []
+        cpu_s, sent = 0.0, 0
+        for _ in range(sizes.rounds):
+            cpu0 = cpu_seconds(proc.pid)
+            part = httpload.closed_loop(port, conns, request_for, phase_s,
+                                        warmup_s=PHASE_WARMUP_S, begin_at=at)
+            cpu_s += cpu_seconds(proc.pid) - cpu0  # over the whole phase...
+            sent += sum(part.positions) - sum(at)  # ... and every request it sent
+            parts.append(part)
+            at = part.positions
+            sql_rates.append(plain_sql.issue_rate(env, sql_users, phase_s, connections=4,
+                                                  warmup_s=PHASE_WARMUP_S))
+        peak = httpload.LoadResult.merged(parts)
+        sql_rate = sum(sql_rates) / len(sql_rates)  # phases of equal length
         paced = None
-        if half_rate and peak.rate > 0:
-            paced = httpload.open_loop(port, sizes.http_connections, request_for,
-                                       peak.rate / 2, sizes.duration_s, warmup_s=sizes.warmup_s)
+        if peak.rate > 0:
+            paced = httpload.open_loop(port, conns, request_for, peak.rate / 2,
+                                       sizes.duration_s, warmup_s=sizes.warmup_s, begin_at=at)
         memory = rss_mb(proc.pid)
-    return peak, paced, memory, cpu_ms
+    return _ApiRun(peak=peak, sql_rate=sql_rate,
+                   round_ratios=[ratio_of(p.rate, s) for p, s in zip(parts, sql_rates, strict=True)],
+                   paced=paced, memory_mb=memory, cpu_ms=cpu_s * 1000 / max(1, sent))
 
 
 def run(env: BenchEnv, sizes: Sizes, ctx: Context) -> list[Row]:
@@ -76,14 +129,12 @@ def run(env: BenchEnv, sizes: Sizes, ctx: Context) -> list[Row]:
     requests = _requests(env, users)
     per_connection = [requests[i::conns] for i in range(conns)]
 
-    hello, _, _, hello_cpu = _serve_and_load("hello", [sys.executable, "-m", "bench.hello_server"], env,
-                                  sizes, per_connection, half_rate=False)
+    hello, hello_cpu = _hello(env, sizes, per_connection)
     sql_users = _seed_users(env, "sql", 400)
-    sql_rate = plain_sql.issue_rate(env, sql_users, sizes.duration_s, connections=4,
-                                    warmup_s=sizes.warmup_s)
-    peak, paced, memory, api_cpu = _serve_and_load("api", [str(api), "api"], env, sizes,
-                                          per_connection, half_rate=True)
-    ctx.memory_mb["api"] = memory
+    measured = _api_against_sql(env, sizes, per_connection, sql_users)
+    peak, paced, sql_rate, api_cpu = (measured.peak, measured.paced, measured.sql_rate,
+                                      measured.cpu_ms)
+    ctx.memory_mb["api"] = measured.memory_mb
     if peak.ok == 0:
         raise RuntimeError(f"the API answered no 2xx: {dict(peak.statuses)}, {peak.errors} errors")
 
@@ -95,6 +146,9 @@ def run(env: BenchEnv, sizes: Sizes, ctx: Context) -> list[Row]:
                 "half_errors": paced.errors if paced else None}
     clean = peak.ok == sum(peak.statuses.values()) and not peak.errors
     details = {"connections": conns, "duration_s": sizes.duration_s, "statuses": statuses,
+               "rounds": sizes.rounds,
+               "round_ratios": [None if r is None else round(r, 3)
+                                for r in measured.round_ratios],
                "server_cpu_ms_per_request": round(api_cpu, 2),
                "load_generator": "pure Python, keep-alive, one thread per connection",
                "server": "exchange-tokens api (gunicorn gthread, default WEB_CONCURRENCY"

@@ -27,6 +27,9 @@ class LoadResult:
     latencies_s: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     errors: int = 0
+    # Per connection, how far into its requests it got: the next run's ``begin_at``, so a
+    # phase split in parts goes on through the users instead of starting over.
+    positions: list[int] = field(default_factory=list)
 
     @property
     def ok(self) -> int:
@@ -35,6 +38,17 @@ class LoadResult:
     @property
     def rate(self) -> float:
         return self.ok / self.duration_s if self.duration_s else 0.0
+
+    @classmethod
+    def merged(cls, parts: list[LoadResult]) -> LoadResult:
+        """Several measured phases as one: their answers over their summed durations."""
+        total = cls(sum(p.duration_s for p in parts))
+        for p in parts:
+            total.latencies_s.extend(p.latencies_s)
+            total.statuses.update(p.statuses)
+            total.errors += p.errors
+        total.positions = list(parts[-1].positions) if parts else []
+        return total
 
 
 def build_request(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
@@ -112,16 +126,17 @@ RequestFor = Callable[[int], list[bytes]]
 
 
 def _run(port: int, connections: int, request_for: RequestFor, duration_s: float,
-         warmup_s: float, interval_s: float | None) -> LoadResult:
+         warmup_s: float, interval_s: float | None, begin_at: list[int] | None) -> LoadResult:
     start = time.monotonic() + 0.2
     measure_from = start + warmup_s
     stop_at = measure_from + duration_s
-    results = [LoadResult(duration_s) for _ in range(connections)]
+    results = [LoadResult(duration_s, positions=[begin_at[i] if begin_at else 0])
+               for i in range(connections)]
 
     def worker(i: int) -> None:
         conn = _Conn(port)
         requests = request_for(i)
-        sent = 0
+        sent = begin_at[i] if begin_at else 0
         res = results[i]
         # Open loop: stagger the connections' schedules across one interval.
         due = start + (interval_s * i / connections if interval_s else 0.0)
@@ -148,6 +163,7 @@ def _run(port: int, connections: int, request_for: RequestFor, duration_s: float
                 res.latencies_s.append(time.monotonic() - t0)
                 res.statuses[status] += 1
         conn.close()
+        res.positions[0] = sent
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(connections)]
     for t in threads:
@@ -159,6 +175,7 @@ def _run(port: int, connections: int, request_for: RequestFor, duration_s: float
         total.latencies_s.extend(r.latencies_s)
         total.statuses.update(r.statuses)
         total.errors += r.errors
+        total.positions.extend(r.positions)
     return total
 
 
@@ -180,12 +197,15 @@ def wait_ready(port: int, path: str = "/healthz", timeout: float = 30.0) -> None
 
 
 def closed_loop(port: int, connections: int, request_for: RequestFor, duration_s: float,
-                warmup_s: float = 1.0) -> LoadResult:
-    """As fast as the server answers, ``connections`` requests in flight."""
-    return _run(port, connections, request_for, duration_s, warmup_s, None)
+                warmup_s: float = 1.0, begin_at: list[int] | None = None) -> LoadResult:
+    """As fast as the server answers, ``connections`` requests in flight. ``begin_at``:
+    where each connection begins in its requests (a previous result's ``positions``)."""
+    return _run(port, connections, request_for, duration_s, warmup_s, None, begin_at)
 
 
 def open_loop(port: int, connections: int, request_for: RequestFor, rate: float,
-              duration_s: float, warmup_s: float = 1.0) -> LoadResult:
+              duration_s: float, warmup_s: float = 1.0,
+              begin_at: list[int] | None = None) -> LoadResult:
     """``rate`` requests a second on a fixed schedule, spread over ``connections``."""
-    return _run(port, connections, request_for, duration_s, warmup_s, connections / rate)
+    return _run(port, connections, request_for, duration_s, warmup_s, connections / rate,
+                begin_at)
