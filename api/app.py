@@ -9,6 +9,7 @@ from flask import Flask
 from api import errors, observability
 from api.body import MAX_BODY_BYTES
 from api.docs import make_spec
+from api.flask_app import App
 from api.metrics import Metrics
 from api.readiness import Readiness
 from api.routes import accounts, exchange_requests, ops, tokens
@@ -18,12 +19,11 @@ from shared.settings import Settings
 
 
 def create_app(settings: Settings, container: Container | None = None) -> Flask:
-    app = Flask("exchange_tokens")
+    app = App("exchange_tokens")
     app.config.update(
         JWT_SECRET=settings.jwt_secret,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,  # werkzeug answers 413 beyond this
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     # Both /path and /path/ reach the view directly: a redirect would turn a POST into a
     # second request that many clients do not repeat with its body.
     app.url_map.strict_slashes = False
