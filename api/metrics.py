@@ -51,10 +51,10 @@ class Metrics:
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, status)
+        key = (method if method in METHODS else "other", route, status)
         children = self._children.get(key)
         if children is None:
-            labels = (method if method in METHODS else "other", route, str(status))
+            labels = (key[0], route, str(status))
             children = self._children.setdefault(
                 key, (self.requests.labels(*labels), self.latency.labels(*labels)))
         children[0].inc()

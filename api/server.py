@@ -83,11 +83,11 @@ def _freeze_long_lived() -> None:
     """Hide what lives as long as the worker (modules, the app, its pools: ~94,000
     objects) from the cyclic garbage collector.
 
-    A full collection walks every tracked object while holding the GIL: 65-90 ms here,
-    every thread of the worker stalled, the two workers often together (34 ms when idle). At half the peak
-    rate one such pause per ten seconds is the p99 (measured: p50 2 ms, p99 60 ms). After
-    gc.freeze() a full collection walks only what requests made since, as the gc module's
-    documentation suggests for long-lived processes. Collected first, so no garbage is
-    kept forever."""
+    A full collection walks every tracked object while holding the GIL: 65-90 ms under
+    load (34 ms idle), every thread of the worker stalled, the two workers often together.
+    At half the peak rate one such pause per ten seconds is the p99 (measured: p50 2 ms,
+    p99 60 ms). After gc.freeze() a full collection walks only what requests made since
+    (2 ms measured), as the gc module's documentation suggests for long-lived processes.
+    Collected first, so no garbage is kept forever."""
     gc.collect()
     gc.freeze()

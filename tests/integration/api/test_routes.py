@@ -7,6 +7,7 @@ import uuid
 
 from sqlalchemy import text
 
+from api.metrics import METHODS
 from shared.logs import request_id_var
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -264,6 +265,9 @@ def test_request_metrics_count_each_answer_and_fold_unknown_methods(client, auth
     assert count("other", "unmatched", 405) == before + 3
     body = client.get("/metrics").get_data(as_text=True)
     assert "BREW" not in body and "PROPFIND" not in body
+    # ... nor anywhere else: the app keeps one entry per label set, not per verb seen.
+    seen = {m for m, _, _ in client.application.extensions["metrics"]._children}
+    assert seen <= METHODS | {"other"}
 
 
 def test_openapi_describes_every_route_of_the_contract(client):
