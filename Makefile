@@ -14,9 +14,10 @@ export APP_ENV ?= development
 
 install: $(STAMP)
 
-# Reinstall whenever the dependencies change.
+# Reinstall whenever the dependencies change. A distribution Python without its venv
+# package cannot make one: python3 from PATH then.
 $(STAMP): setup.cfg pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || python3 -m venv --clear $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
