@@ -109,12 +109,12 @@ class Relay:
         conn = self.engine.connect()
         tx = conn.begin()
         try:
-            conn.execute(_ASYNC_COMMIT)
             ids = conn.execute(_CLAIM, {"n": self.batch_size}).scalars().all()
-            if not ids:
+            if not ids:  # an idle poll: two round trips (the claim, the rollback)
                 tx.rollback()
                 conn.close()
                 return None
+            conn.execute(_ASYNC_COMMIT)  # any time before COMMIT will do
             rows = sorted(conn.execute(_MARK, {"ids": list(ids)}).all(), key=lambda r: r.id)
             sent = publisher.send([
                 Outgoing(
