@@ -24,7 +24,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg2
 from sqlalchemy import Connection, Engine, RootTransaction, Row, text
 
 from shared.messaging import amqp_client
@@ -203,7 +202,7 @@ class Relay:
                                 extra={"error": repr(exc), "retry_in_s": round(delay, 2)})
                     self.stop_event.wait(delay)
                 except Exception as exc:
-                    if not (is_unavailable(exc) or isinstance(exc, psycopg2.OperationalError)):
+                    if not is_unavailable(exc):
                         log.exception("relay failed; retrying")
                     else:
                         log.warning("database unavailable; relay retries",

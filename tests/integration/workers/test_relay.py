@@ -156,6 +156,45 @@ def test_relay_keeps_rows_while_the_broker_is_unreachable_and_publishes_them_aft
     assert set(ids) <= seen
 
 
+def test_a_database_outage_pauses_the_relay_which_then_publishes_what_was_written(
+    settings, container, deps, topology, probe, caplog
+):
+    """The relay's only database path is the engine's pool (no LISTEN connection any
+    more): a network cut is reported as the database being away, retried, and survived."""
+    from shared.bootstrap import bootstrap
+    from tests.support.tcp_proxy import TcpProxy
+
+    proxy = TcpProxy.in_front_of(settings.sqlalchemy_url, 5432)
+    proxy.up()
+    proxied = bootstrap(settings.model_copy(
+        update={"database_url": proxy.url_for(settings.sqlalchemy_url)}))
+    relay = Relay(settings, proxied.engine)
+    thread = threading.Thread(target=relay.run, daemon=True)
+    caplog.set_level("WARNING", logger="exchange_tokens.relay")
+    try:
+        thread.start()
+        wait_until(lambda: unsent_count(container.engine) == 0, timeout=10)
+        # Given the relay's database cut off while events are written
+        proxy.down()
+        ids = record(deps, 5)
+        time.sleep(1.5)
+        assert thread.is_alive()
+        assert unsent_count(container.engine) >= 5
+        outage = [r for r in caplog.records if r.name == "exchange_tokens.relay"]
+        assert outage and all(r.getMessage() == "database unavailable; relay retries"
+                              for r in outage)
+        # When it is back, the relay publishes them without being restarted
+        proxy.up()
+        wait_until(lambda: unsent_count(container.engine) == 0, timeout=30)
+        seen = {p.message_id for p, _ in probe()}
+        assert set(ids) <= seen
+    finally:
+        relay.stop()
+        thread.join(10)
+        proxied.close()
+        proxy.down()
+
+
 def _locked_or_unsent(engine) -> tuple[int, int]:
     """(rows another transaction still holds locked, rows unsent)."""
     with engine.connect() as conn:
