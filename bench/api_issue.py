@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench import httpload, plain_sql, seed
 from bench.context import Context, NotMeasured
@@ -74,8 +75,8 @@ class _ApiRun:
     cpu_ms: float
 
 
-def _api_against_sql(env: BenchEnv, sizes: Sizes, per_connection: list[list[bytes]],
-                     sql_users: list[str]) -> _ApiRun:
+def _api_against_sql(api: Path, env: BenchEnv, sizes: Sizes,
+                     per_connection: list[list[bytes]], sql_users: list[str]) -> _ApiRun:
     """The API's peak and the plain-SQL baseline, in alternating phases, then the API at
     half its peak.
 
@@ -87,7 +88,6 @@ def _api_against_sql(env: BenchEnv, sizes: Sizes, per_connection: list[list[byte
     API's connections go on through their users from one phase to the next.
     """
     port = free_port()
-    api = BIN / "exchange-tokens"
     phase_s = sizes.duration_s / sizes.rounds
     with running("api", [str(api), "api"], env.child_env(port=port)) as proc:
         wait_for_port(proc, port)
@@ -131,7 +131,7 @@ def run(env: BenchEnv, sizes: Sizes, ctx: Context) -> list[Row]:
 
     hello, hello_cpu = _hello(env, sizes, per_connection)
     sql_users = _seed_users(env, "sql", 400)
-    measured = _api_against_sql(env, sizes, per_connection, sql_users)
+    measured = _api_against_sql(api, env, sizes, per_connection, sql_users)
     peak, paced, sql_rate, api_cpu = (measured.peak, measured.paced, measured.sql_rate,
                                       measured.cpu_ms)
     ctx.memory_mb["api"] = measured.memory_mb
