@@ -35,9 +35,10 @@ class Sweeper:
         if total:
             log.info("sweep restored tokens whose timers did not fire", extra={"count": total})
         pruned = prune(self.deps)
-        if pruned.outbox or pruned.idempotency_keys:
+        if pruned.outbox or pruned.idempotency_keys or pruned.redeem_windows:
             log.info("old rows pruned", extra={"outbox": pruned.outbox,
-                                              "idempotency_keys": pruned.idempotency_keys})
+                                              "idempotency_keys": pruned.idempotency_keys,
+                                              "redeem_windows": pruned.redeem_windows})
         return total
 
     def run(self) -> None:

@@ -112,12 +112,8 @@ def blueprint(spec: SpecTree) -> Blueprint:  # noqa: C901 - one nested view per 
         limit of failures (429)."""
         principal = authenticate("merchant")
         body = parse(RedeemRequest)
-        abuse.check_redeem_allowed(deps(), principal.sub)
-        try:
+        with abuse.redeem_attempt(deps(), principal.sub):  # 429, and counts a 404
             token = redeem(deps(), body.code, principal.sub)
-        except TokenNotFound:
-            abuse.record_redeem_failure(deps(), principal.sub)
-            raise
         metrics().redeemed.inc()
         return jsonify({"token": serializers.token(token), "user_id": token.user_id})
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 from sqlalchemy import text
 
 from api.app import create_app
@@ -55,13 +58,27 @@ def test_already_redeemed_and_expired_codes_do_not_count(settings, container, au
     for _ in range(4):
         assert redeem(client, m, token["code"]).status_code == 409
     with container.engine.connect() as conn:
-        rows = conn.execute(text("SELECT count(*) FROM redeem_failures WHERE merchant_id = :m"),
-                            {"m": merchant}).scalar_one()
-    assert rows == 0
+        counted = conn.execute(
+            text("SELECT coalesce(sum(failures), 0) FROM redeem_failures WHERE merchant_id = :m"),
+            {"m": merchant}).scalar_one()
+    assert counted == 0
+    # Still allowed its two failures.
+    assert [redeem(client, m, f"GUESS-{i}").status_code for i in range(3)] == [404, 404, 429]
 
 
-def test_failures_are_counted_by_an_atomic_upsert_per_minute_window(deps, merchant):
-    from shared.services import abuse
+def test_guesses_sent_all_at_once_get_exactly_the_limit_of_404s(settings, container, auth,
+                                                                 merchant):
+    """The check and the count are one conditional upsert: twenty guesses in flight
+    together cannot all pass a limit of five (checked, then counted, they did)."""
+    app = limited_app(settings, container, limit=5)
+    m = auth(merchant, "merchant")
+    start = threading.Barrier(20)
 
-    counts = [abuse.record_redeem_failure(deps, merchant) for _ in range(3)]
-    assert counts == [1, 2, 3]
+    def guess(i):
+        client = app.test_client()
+        start.wait()
+        return redeem(client, m, f"GUESS-{i}").status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        statuses = sorted(pool.map(guess, range(20)))
+    assert statuses == [404] * 5 + [429] * 15
