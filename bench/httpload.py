@@ -3,9 +3,10 @@
 It speaks just enough HTTP/1.1 (pre-encoded requests, Content-Length bodies) to stay cheap
 on the client side: the client shares the machine's cores with the server and PostgreSQL.
 
-Two modes:
+Three modes:
 - closed loop: each connection sends its next request as soon as the answer arrives, for a
   fixed duration: the peak rate;
+- one pass: the same, until each connection has sent each of its requests once;
 - open loop: requests are sent on a fixed schedule (a rate), and latency is counted from
   the time a request was *due*, not sent, so a stalled server cannot hide its queueing
   (no coordinated omission).
@@ -126,12 +127,14 @@ RequestFor = Callable[[int], list[bytes]]
 
 
 def _run(port: int, connections: int, request_for: RequestFor, duration_s: float,
-         warmup_s: float, interval_s: float | None, begin_at: list[int] | None) -> LoadResult:
+         warmup_s: float, interval_s: float | None, begin_at: list[int] | None,
+         once: bool = False) -> LoadResult:
     start = time.monotonic() + 0.2
     measure_from = start + warmup_s
     stop_at = measure_from + duration_s
     results = [LoadResult(duration_s, positions=[begin_at[i] if begin_at else 0])
                for i in range(connections)]
+    finished = [start] * connections
 
     def worker(i: int) -> None:
         conn = _Conn(port)
@@ -149,7 +152,7 @@ def _run(port: int, connections: int, request_for: RequestFor, duration_s: float
                 due += interval_s
             else:
                 t0 = now
-            if t0 >= stop_at:
+            if t0 >= stop_at or (once and sent - res.positions[0] >= len(requests)):
                 break
             try:
                 status = conn.roundtrip(requests[sent % len(requests)])
@@ -163,6 +166,7 @@ def _run(port: int, connections: int, request_for: RequestFor, duration_s: float
                 res.latencies_s.append(time.monotonic() - t0)
                 res.statuses[status] += 1
         conn.close()
+        finished[i] = time.monotonic()
         res.positions[0] = sent
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(connections)]
@@ -170,7 +174,8 @@ def _run(port: int, connections: int, request_for: RequestFor, duration_s: float
         t.start()
     for t in threads:
         t.join(timeout=duration_s + warmup_s + 60)
-    total = LoadResult(duration_s)
+    # One pass: the rate is over the time until the last connection was through.
+    total = LoadResult(max(finished) - measure_from if once else duration_s)
     for r in results:
         total.latencies_s.extend(r.latencies_s)
         total.statuses.update(r.statuses)
@@ -201,6 +206,13 @@ def closed_loop(port: int, connections: int, request_for: RequestFor, duration_s
     """As fast as the server answers, ``connections`` requests in flight. ``begin_at``:
     where each connection begins in its requests (a previous result's ``positions``)."""
     return _run(port, connections, request_for, duration_s, warmup_s, None, begin_at)
+
+
+def one_pass(port: int, connections: int, request_for: RequestFor,
+             limit_s: float = 120.0) -> LoadResult:
+    """As :func:`closed_loop`, until each connection has sent each of its requests once
+    (or ``limit_s`` passed)."""
+    return _run(port, connections, request_for, limit_s, 0.0, None, None, once=True)
 
 
 def open_loop(port: int, connections: int, request_for: RequestFor, rate: float,
