@@ -112,8 +112,12 @@ def blueprint(spec: SpecTree) -> Blueprint:  # noqa: C901 - one nested view per 
         limit of failures (429)."""
         principal = authenticate("merchant")
         body = parse(RedeemRequest)
-        with abuse.redeem_attempt(deps(), principal.sub):  # 429, and counts a 404
+        abuse.check_redeem_allowed(deps(), principal.sub)
+        try:
             token = redeem(deps(), body.code, principal.sub)
+        except TokenNotFound:
+            abuse.record_redeem_failure(deps(), principal.sub)  # 429 instead, past the limit
+            raise
         metrics().redeemed.inc()
         return jsonify({"token": serializers.token(token), "user_id": token.user_id})
 

@@ -3,39 +3,32 @@
 Guessing codes is the attack, so only failures that reveal nothing but "no such code"
 count (404 ``token_not_found``). A 409 (already redeemed) or 410 (expired or cancelled)
 needs a code that really existed: a terminal scanning the same QR twice must not lock
-itself out. Counts live in ``redeem_failures``, one row per merchant and minute window,
-so every API process and thread shares them.
+itself out, and a valid code never takes anything from the allowance, however many
+redeems a merchant has in flight. Counts live in ``redeem_failures``, one row per
+merchant and minute window, so every API process and thread shares them.
 
-The limit is exact, also for guesses sent all at once. Each attempt first takes one unit
-of the window's allowance by a conditional upsert (``failures < limit``: PostgreSQL's row
-lock queues concurrent attempts of one merchant, and each sees the count the one before
-it left), and only then looks the code up. An unknown code keeps its unit: that is the
-failure counted. Any other outcome gives it back. Checking and counting in separate
-statements, as this module first did, let N attempts in flight pass the limit by N-1.
-
-What it costs: an attempt that finds a code answers 429 while the merchant's failures
-plus its attempts in flight reach the limit, and a process killed between the two
-statements leaves one unit taken until its minute ends. Both err on the side of refusing,
-for one minute at most.
+Two steps around the lookup. Before it, a read: a merchant at the limit gets 429 without
+any token being looked at. After an unknown code, the count: one conditional upsert
+(``failures < limit``, evaluated on the row as locked, so concurrent failures of one
+merchant queue and each sees the count the one before it left). If the window had no
+room left, the answer is 429 instead of the 404: whatever the overlap, a merchant gets
+at most ``limit`` answers "no such code" a minute. (Counted after the read, as this
+module first did, twenty guesses in flight together all answered 404 under a limit of
+five.) Guesses in flight when the limit is reached are still looked up; their answers
+reveal nothing.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, literal_column, select, update
+from sqlalchemy import ColumnElement, Connection, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError
 
-from shared.errors import TokenNotFound, TooManyAttempts
+from shared.errors import TooManyAttempts
 from shared.persistence.database import retry_transaction
 from shared.persistence.tables import RedeemFailures
 from shared.services.deps import Deps
-
-log = logging.getLogger("exchange_tokens.abuse")
 
 _MINUTE: ColumnElement[timedelta] = literal_column("interval '1 minute'")
 
@@ -45,67 +38,44 @@ def _window(deps: Deps) -> ColumnElement[datetime]:
     return func.date_trunc("minute", deps.clock.now())
 
 
+def _refusal(conn: Connection, deps: Deps) -> TooManyAttempts:
+    seconds = conn.execute(select(func.ceil(func.extract(
+        "epoch", _window(deps) + _MINUTE - deps.clock.now())))).scalar_one()
+    return TooManyAttempts("too many failed redeem attempts",
+                           limit=deps.redeem_failures_per_minute,
+                           retry_after=max(1, int(seconds or 1)))
+
+
+def check_redeem_allowed(deps: Deps, merchant_id: str) -> None:
+    """Raise :class:`TooManyAttempts` when ``merchant_id`` already failed
+    ``redeem_failures_per_minute`` times in the current minute. Changes nothing."""
+    with deps.engine.connect() as conn:
+        if failures(conn, deps, merchant_id) >= deps.redeem_failures_per_minute:
+            raise _refusal(conn, deps)
+
+
 @retry_transaction()
-def take_attempt(deps: Deps, merchant_id: str) -> datetime:
-    """Take one unit of ``merchant_id``'s allowance in the current minute; returns the
-    window it was taken from. Raises :class:`TooManyAttempts` when none is left."""
-    limit = deps.redeem_failures_per_minute
+def record_redeem_failure(deps: Deps, merchant_id: str) -> int:
+    """Count one unknown code of ``merchant_id`` in the current minute; returns the
+    minute's count. Raises :class:`TooManyAttempts` when the minute had no room left:
+    the caller answers that instead of "no such code"."""
     upsert = pg_insert(RedeemFailures).values(
         merchant_id=merchant_id, window_start=_window(deps), failures=1)
     stmt = upsert.on_conflict_do_update(
         index_elements=[RedeemFailures.merchant_id, RedeemFailures.window_start],
         set_={"failures": RedeemFailures.failures + 1},
-        # On the row as locked: a concurrent attempt's increment is seen, never skipped.
-        where=RedeemFailures.failures < limit,
-    ).returning(RedeemFailures.window_start)
+        where=RedeemFailures.failures < deps.redeem_failures_per_minute,
+    ).returning(RedeemFailures.failures)
     with deps.engine.begin() as conn:
-        window = conn.execute(stmt).scalar_one_or_none()
-        if window is not None:
-            return window
-        # Nothing updated: the window is full. Its end, for Retry-After.
-        seconds = conn.execute(select(func.ceil(func.extract(
-            "epoch", _window(deps) + _MINUTE - deps.clock.now())))).scalar_one()
-    raise TooManyAttempts("too many failed redeem attempts", limit=limit,
-                          retry_after=max(1, int(seconds or 1)))
+        count = conn.execute(stmt).scalar_one_or_none()
+        if count is None:
+            raise _refusal(conn, deps)
+    return int(count)
 
 
-def give_back(deps: Deps, merchant_id: str, window: datetime) -> None:
-    """Return a unit taken by :func:`take_attempt` to the window it came from (the minute
-    may have turned since). Best effort: if the database is away the unit stays taken
-    until that minute ends, which refuses more rather than less."""
-    stmt = (update(RedeemFailures)
-            .where(RedeemFailures.merchant_id == merchant_id,
-                   RedeemFailures.window_start == window,
-                   RedeemFailures.failures > 0)
-            .values(failures=RedeemFailures.failures - 1))
-    try:
-        with deps.engine.begin() as conn:
-            conn.execute(stmt)
-    except DBAPIError as exc:
-        log.warning("redeem attempt not given back", extra={
-            "merchant_id": merchant_id, "error": str(exc).splitlines()[0]})
-
-
-@contextmanager
-def redeem_attempt(deps: Deps, merchant_id: str) -> Iterator[None]:
-    """Around one redeem by ``merchant_id``: refused with :class:`TooManyAttempts` when
-    its failures (and attempts in flight) reach the limit; counted as a failure when the
-    body raises :class:`TokenNotFound`; not counted otherwise."""
-    window = take_attempt(deps, merchant_id)
-    try:
-        yield
-    except TokenNotFound:
-        raise  # an unknown code: the unit taken is the failure counted
-    except BaseException:
-        give_back(deps, merchant_id, window)
-        raise
-    give_back(deps, merchant_id, window)
-
-
-def failures(deps: Deps, merchant_id: str) -> int:
-    """``merchant_id``'s failures (and attempts in flight) in the current minute."""
-    with deps.engine.connect() as conn:
-        count = conn.execute(select(RedeemFailures.failures).where(
-            RedeemFailures.merchant_id == merchant_id,
-            RedeemFailures.window_start == _window(deps))).scalar_one_or_none()
-    return count or 0
+def failures(conn: Connection, deps: Deps, merchant_id: str) -> int:
+    """``merchant_id``'s failures in the current minute."""
+    count = conn.execute(select(RedeemFailures.failures).where(
+        RedeemFailures.merchant_id == merchant_id,
+        RedeemFailures.window_start == _window(deps))).scalar_one_or_none()
+    return int(count or 0)

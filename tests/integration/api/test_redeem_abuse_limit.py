@@ -68,8 +68,9 @@ def test_already_redeemed_and_expired_codes_do_not_count(settings, container, au
 
 def test_guesses_sent_all_at_once_get_exactly_the_limit_of_404s(settings, container, auth,
                                                                  merchant):
-    """The check and the count are one conditional upsert: twenty guesses in flight
-    together cannot all pass a limit of five (checked, then counted, they did)."""
+    """The count is one conditional upsert, and a guess it finds no room for answers 429:
+    twenty guesses in flight together cannot all get a 404 under a limit of five
+    (counted unconditionally after the check, they did)."""
     app = limited_app(settings, container, limit=5)
     m = auth(merchant, "merchant")
     start = threading.Barrier(20)
@@ -82,3 +83,24 @@ def test_guesses_sent_all_at_once_get_exactly_the_limit_of_404s(settings, contai
     with ThreadPoolExecutor(20) as pool:
         statuses = sorted(pool.map(guess, range(20)))
     assert statuses == [404] * 5 + [429] * 15
+
+
+def test_valid_codes_in_flight_together_never_use_up_the_allowance(settings, container, auth,
+                                                                  merchant, user):
+    """Only unknown codes count: a busy merchant redeeming many codes at once is never
+    refused for it."""
+    app = limited_app(settings, container, limit=2)
+    client = app.test_client()
+    client.post(f"/api/accounts/{user}/credits", json={"points": 10},
+                headers=auth("admin-x", "admin"))
+    codes = [client.post("/api/exchange-tokens/", json={"points": 1},
+                         headers=auth(user)).get_json()["token"]["code"] for _ in range(8)]
+    m = auth(merchant, "merchant")
+    start = threading.Barrier(len(codes))
+
+    def redeem_one(code):
+        start.wait()
+        return redeem(app.test_client(), m, code).status_code
+
+    with ThreadPoolExecutor(len(codes)) as pool:
+        assert list(pool.map(redeem_one, codes)) == [200] * len(codes)
