@@ -74,8 +74,12 @@ def _api_error(exc: ApiError) -> Response:
     return error_response(exc.status, exc.code, exc.details, exc.headers)
 
 
+def domain_status(exc: domain.DomainError) -> int:
+    return DOMAIN_STATUS.get(type(exc), 409)
+
+
 def _domain_error(exc: domain.DomainError) -> Response:
-    status = DOMAIN_STATUS.get(type(exc), 409)
+    status = domain_status(exc)
     headers = {}
     if isinstance(exc, domain.TooManyAttempts) and "retry_after" in exc.details:
         headers["Retry-After"] = str(exc.details["retry_after"])

@@ -5,9 +5,17 @@ same key blocks on that row's lock until the first commits (then it finds the st
 response and replays it) or rolls back (then it goes ahead itself). So concurrent
 requests with one key make one effect, with no Python lock, across processes. The
 response is written into the row before the commit, so the effect and its key commit
-together or not at all. A refused request (a 409 of the service) deletes its claim and
-commits what the service keeps (the sweep): only answers that changed something are
-replayed; bodies refused as 400 or 422 never get here and store nothing.
+together or not at all.
+
+A key is the caller's (CONTRACT.md): one row per (caller, key), whatever the endpoint;
+the fingerprint covers the endpoint, so a key sent to another endpoint is a conflict.
+
+A refusal of the service (409 ``insufficient_points``, ``too_many_active_tokens``) is a
+first response too: it is stored with what the service keeps (the sweep), and replayed
+(its code and details; the message in the replay's language) even if the refusal would
+no longer hold, as the contract's "the first response again" says. Bodies refused as
+400 or 422 never get here and store nothing; an unexpected error rolls the claim back
+with everything else, so the request can be sent again.
 """
 
 from __future__ import annotations
@@ -19,11 +27,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from shared.errors import IdempotencyConflict
+from api.errors import domain_status
+from shared.errors import DomainError, IdempotencyConflict
 from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.tables import IdempotencyKey
 from shared.services.deps import Deps
@@ -34,7 +43,8 @@ PENDING = 0  # response_status of a claim whose transaction has not committed ye
 
 @dataclass(frozen=True)
 class Scope:
-    """One caller's key on one endpoint, and the fingerprint of the request it came with."""
+    """One caller's key, the endpoint it was sent to, and the fingerprint of the request
+    it came with (endpoint included)."""
 
     caller: str
     endpoint: str
@@ -68,8 +78,9 @@ def _claim(session: Session, deps: Deps, scope: Scope) -> IdempotencyKey | None:
         created_at=now,
     )
     stmt = insert.on_conflict_do_update(
-        index_elements=[IdempotencyKey.caller, IdempotencyKey.endpoint, IdempotencyKey.key],
-        set_={"request_hash": insert.excluded.request_hash, "response_status": PENDING,
+        index_elements=[IdempotencyKey.caller, IdempotencyKey.key],
+        set_={"endpoint": insert.excluded.endpoint,
+              "request_hash": insert.excluded.request_hash, "response_status": PENDING,
               "response_body": {}, "created_at": insert.excluded.created_at},
         where=IdempotencyKey.created_at <= now - WINDOW,
     ).returning(IdempotencyKey.key)
@@ -80,8 +91,7 @@ def _claim(session: Session, deps: Deps, scope: Scope) -> IdempotencyKey | None:
 
 
 def _pk(scope: Scope) -> tuple[Any, ...]:
-    return (IdempotencyKey.caller == scope.caller, IdempotencyKey.endpoint == scope.endpoint,
-            IdempotencyKey.key == scope.key)
+    return (IdempotencyKey.caller == scope.caller, IdempotencyKey.key == scope.key)
 
 
 @retry_transaction()
@@ -96,13 +106,27 @@ def _execute(deps: Deps, scope: Scope | None, effect: Callable[[Session], Outcom
                                replayed=True)
         outcome = effect(session)
         if scope is not None:
-            if outcome.refusal is None:
-                session.execute(update(IdempotencyKey).where(*_pk(scope)).values(
-                    response_status=outcome.status, response_body=outcome.body))
-            else:
-                session.execute(delete(IdempotencyKey).where(*_pk(scope)))
+            status, body = _stored(outcome)
+            session.execute(update(IdempotencyKey).where(*_pk(scope)).values(
+                response_status=status, response_body=body))
         session.commit()
     return outcome
+
+
+def _stored(outcome: Outcome) -> tuple[int, Any]:
+    """What a replay answers: the response, or the refusal's status, code and details
+    (its message is written in the language of each replay, by the error path)."""
+    refusal = outcome.refusal
+    if refusal is None:
+        return outcome.status, outcome.body
+    if not isinstance(refusal, DomainError):
+        raise refusal  # not an answer of the service: roll back, store nothing
+    return domain_status(refusal), {"error": {"code": refusal.code,
+                                              "details": refusal.details}}
+
+
+def is_stored_refusal(outcome: Outcome) -> bool:
+    return outcome.replayed and outcome.status >= 400
 
 
 def run(deps: Deps, scope: Scope | None, effect: Callable[[Session], Outcome]) -> Outcome:

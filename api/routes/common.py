@@ -8,7 +8,8 @@ from typing import Any
 from flask import Response, current_app, jsonify, request
 
 from api.body import invalid
-from api.idempotency import Outcome, Scope, fingerprint
+from api.errors import error_response
+from api.idempotency import Outcome, Scope, fingerprint, is_stored_refusal
 from api.metrics import Metrics
 from shared.bootstrap import Container
 from shared.services.deps import Deps
@@ -39,6 +40,10 @@ def idempotency_scope(caller: str, endpoint: str, *request_parts: Any) -> Scope 
 
 
 def respond(outcome: Outcome) -> Response:
+    if is_stored_refusal(outcome):  # a refusal, answered again as the error path words it
+        error = outcome.body["error"]
+        return error_response(outcome.status, error["code"], error["details"],
+                              {"Idempotent-Replayed": "true"})
     response = jsonify(outcome.body)
     response.status_code = outcome.status
     if outcome.replayed:

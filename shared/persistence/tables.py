@@ -163,9 +163,10 @@ class IdempotencyKey(Base):
     __tablename__ = "idempotency_keys"
     __table_args__ = (Index("ix_idempotency_created", "created_at"),)
 
+    # A key is the caller's, whatever the endpoint (CONTRACT.md; migration 0006).
     caller: Mapped[str] = mapped_column(String(200), primary_key=True)
-    endpoint: Mapped[str] = mapped_column(String(200), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(200), nullable=False)
     request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     response_status: Mapped[int] = mapped_column(Integer, nullable=False)
     response_body: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)

@@ -73,16 +73,41 @@ def test_a_replayed_credit_credits_once(client, admin, user, balance_of):
     assert_error(r, 409, "idempotency_conflict")
 
 
-def test_a_refused_issue_stores_no_key_and_can_be_retried(client, auth, user, credit,
-                                                          container):
+def test_a_refused_issue_is_a_first_response_too(client, auth, user, credit, container,
+                                                 balance_of):
+    """CONTRACT.md: the same key and body answer the first response again and change
+    nothing, also when that response was a refusal and would no longer be one."""
     headers = {**auth(user), "Idempotency-Key": key()}
     r = client.post("/api/exchange-tokens/", json={"points": 30}, headers=headers)
-    assert_error(r, 409, "insufficient_points")
-    assert key_rows(container, user) == 0
+    first = assert_error(r, 409, "insufficient_points")
+    assert "Idempotent-Replayed" not in r.headers
+    assert key_rows(container, user) == 1
     credit(user, 30)
     r = client.post("/api/exchange-tokens/", json={"points": 30}, headers=headers)
+    assert assert_error(r, 409, "insufficient_points") == first
+    assert r.headers["Idempotent-Replayed"] == "true"
+    assert balance_of(user) == 30 and tokens_of(container, user) == 0
+    # In the replay's language, the same code and details.
+    r = client.post("/api/exchange-tokens/", json={"points": 30},
+                    headers={**headers, "Accept-Language": "fr"})
+    error = assert_error(r, 409, "insufficient_points")
+    assert error["details"] == first["details"] and error["message"] != first["message"]
+    # Another body with that key: a conflict, as after any first response.
+    r = client.post("/api/exchange-tokens/", json={"points": 5}, headers=headers)
+    assert_error(r, 409, "idempotency_conflict")
+    assert balance_of(user) == 30
+
+
+def test_one_key_is_the_callers_on_every_endpoint(client, auth, user, balance_of):
+    """A caller with two roles sends one key to both POSTs: one effect, then a conflict
+    (keyed per endpoint, both answered 201)."""
+    both = auth(user, "admin", "user")
+    headers = {**both, "Idempotency-Key": key()}
+    r = client.post(f"/api/accounts/{user}/credits", json={"points": 50}, headers=headers)
     assert r.status_code == 201
-    assert key_rows(container, user) == 1
+    r = client.post("/api/exchange-tokens/", json={"points": 7}, headers=headers)
+    assert_error(r, 409, "idempotency_conflict")
+    assert balance_of(user) == 50
 
 
 def test_a_refused_issue_still_keeps_the_sweep(client, auth, user, credit, container,
@@ -98,7 +123,7 @@ def test_a_refused_issue_still_keeps_the_sweep(client, auth, user, credit, conta
     assert_error(r, 409, "insufficient_points")
     assert r.get_json()["error"]["details"]["balance"] == 20  # the sweep ran first
     assert balance_of(user) == 20 and tokens_of(container, user) == 0
-    assert key_rows(container, user) == 0
+    assert key_rows(container, user) == 1  # the refusal, stored with the sweep
 
 
 def test_invalid_requests_store_no_key(client, auth, user, container):
