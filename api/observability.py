@@ -32,8 +32,8 @@ def _start() -> None:
     # teardown; the variable itself, not logs.bound(): a generator context manager held
     # across two hooks cost more than the rest of this hook.
     g.request_id_token = request_id_var.set(g.request_id)
-    # Refuse a declared oversize body before any work (a chunked one is cut at
-    # MAX_CONTENT_LENGTH when read).
+    # Refuse a declared oversize body before any work (a chunked one, with no length to
+    # check here, is refused when read: api/body.py).
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise RequestEntityTooLarge()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from tests.integration.api.test_auth_and_errors import assert_error
@@ -61,6 +63,70 @@ def test_a_body_over_64_kib_is_413(client, auth, user, credit, balance_of):
     r = client.post("/api/exchange-tokens/", json=huge, headers=auth(user))
     assert_error(r, 413, "payload_too_large")
     assert balance_of(user) == 10
+
+
+LIMIT = 64 * 1024
+
+
+def post_chunked(client, path, body: bytes, headers):
+    """A body sent without Content-Length (Transfer-Encoding: chunked), as gunicorn hands
+    it over: a stream the server itself ends (``wsgi.input_terminated``)."""
+    # The stream goes in as wsgi.input itself: given as input_stream, the test client
+    # would measure it and declare a Content-Length.
+    r = client.post(path, headers={**headers, "Content-Type": "application/json",
+                                   "Transfer-Encoding": "chunked"},
+                    environ_overrides={"wsgi.input": io.BytesIO(body),
+                                       "wsgi.input_terminated": True})
+    assert "CONTENT_LENGTH" not in r.request.environ
+    return r
+
+
+def padded(body: bytes, size: int) -> bytes:
+    """``body`` followed by spaces (still valid JSON) up to ``size`` bytes."""
+    return body + b" " * (size - len(body))
+
+
+@pytest.mark.parametrize("raw", [padded(b'{"points": 2}', 100_013),
+                                 padded(b'{"points": 2}', LIMIT + 1),
+                                 b"{" + b" " * (1024 * 1024)], ids=["100k", "limit+1", "1MiB"])
+def test_a_chunked_body_over_64_kib_is_413_and_issues_nothing(client, auth, user, credit,
+                                                               raw):
+    # werkzeug cuts a body without Content-Length at MAX_CONTENT_LENGTH: the valid JSON
+    # prefix was issued (201), an unfinished one answered 400.
+    credit(user, 10)
+    r = post_chunked(client, "/api/exchange-tokens/", raw, auth(user))
+    assert_error(r, 413, "payload_too_large")
+    status = client.get("/api/exchange-tokens/status/", headers=auth(user)).get_json()
+    assert status["balance"] == 10 and status["active"] == []
+
+
+def test_a_chunked_body_of_exactly_64_kib_is_accepted(client, auth, user, credit):
+    credit(user, 10)
+    r = post_chunked(client, "/api/exchange-tokens/", padded(b'{"points": 2}', LIMIT),
+                     auth(user))
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["balance"] == 8
+
+
+def test_a_chunked_credit_over_64_kib_is_413_and_credits_nothing(client, admin, user,
+                                                                  credit, balance_of):
+    credit(user, 10)
+    r = post_chunked(client, f"/api/accounts/{user}/credits",
+                     padded(b'{"points": 5}', LIMIT + 1), admin)
+    assert_error(r, 413, "payload_too_large")
+    assert balance_of(user) == 10
+
+
+def test_a_chunked_redeem_over_64_kib_is_413_and_redeems_nothing(client, auth, user, credit,
+                                                                  merchant):
+    credit(user, 10)
+    token = client.post("/api/exchange-tokens/", json={"points": 3},
+                        headers=auth(user)).get_json()["token"]
+    body = padded(b'{"code": "%s"}' % token["code"].encode(), LIMIT + 1)
+    r = post_chunked(client, "/api/exchange-tokens/redeem/", body, auth(merchant, "merchant"))
+    assert_error(r, 413, "payload_too_large")
+    r = client.get(f"/api/exchange-tokens/{token['id']}", headers=auth(user))
+    assert r.get_json()["status"] == "active"
 
 
 @pytest.mark.parametrize(("code", "status"), [("", 422), ("x" * 129, 422), (5, 422),
