@@ -66,9 +66,14 @@ def redeem(deps: Deps, code: str, merchant_id: str) -> TokenView:
                 owner = existing.user_id
                 past_expiry = existing
         if owner is not None:  # the original system's "cleanup on validation"
+            # Holding the redeemed token, take the owner's others with SKIP LOCKED: an
+            # expiry batch holding one of them may be waiting for the token we hold
+            # (tokens are locked in (expires_at, id) order, and ours came first), a
+            # deadlock. What it holds it refunds. Holding nothing (a refusal), wait in
+            # that order like everyone else: the past-expiry token must be settled here.
             restored = restore_tokens(
                 session, deps.clock, expired_condition(deps.clock) & (Token.user_id == owner),
-                EXPIRED,
+                EXPIRED, skip_locked=row is not None,
             )
             if past_expiry is not None and all(r.token_id != past_expiry.id for r in restored):
                 # A concurrent redeem or cancel won the row: say what really happened.

@@ -267,3 +267,35 @@ def test_16_threads_issuing_never_exceed_the_active_token_limit(wide_deps, user)
     assert all(isinstance(r, TooManyActiveTokens) for r in refusals), refusals
     assert services.balance(deps, user) == 1000 - 3
     assert_books_balance(deps.session_factory, [user])
+
+
+def test_a_redeem_does_not_wait_for_an_expired_token_of_the_owner_someone_holds(
+    fixed_deps, clock, user
+):
+    """A successful redeem holds its token, then restores the owner's expired ones. An
+    expiry batch holding one of those may be waiting for the redeemed token (it locks in
+    (expires_at, id) order): a deadlock, or with the batch's own lock timeout, a refused
+    scan. The redeem takes the owner's other tokens with SKIP LOCKED and leaves the held
+    one to its holder."""
+    services.credit(fixed_deps, user, 10)
+    held = services.issue(fixed_deps, user, 2).token
+    clock.advance(100)
+    scanned = services.issue(fixed_deps, user, 3).token
+    clock.advance(100)  # held is past its expiry, scanned is not
+    holder = fixed_deps.engine.connect()
+    try:
+        holder.execute(text("SELECT id FROM exchange_tokens WHERE id = :id FOR UPDATE"),
+                       {"id": held.id})  # as an expiry batch does before its refunds
+        result: list[object] = []
+        redeeming = threading.Thread(target=lambda: result.append(
+            outcome(services.redeem, fixed_deps, scanned.code, "m-1")))
+        redeeming.start()
+        redeeming.join(timeout=10)  # the lock is still held: old code waited on it
+        assert result == ["ok"]
+        states = final_states(fixed_deps, [held.id, scanned.id])
+        assert states == {held.id: "active", scanned.id: "redeemed"}  # held: its holder's
+    finally:
+        holder.rollback()
+        holder.close()
+    services.status(fixed_deps, user)  # the holder gone, the owner's next call restores it
+    assert final_states(fixed_deps, [held.id])[held.id] == "refunded:expired"
