@@ -2,17 +2,21 @@
 
 One short transaction per batch::
 
-    SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT n
-        FOR UPDATE SKIP LOCKED          -- several relays take disjoint batches
+    SELECT id FROM outbox WHERE published_at IS NULL AND <not backing off> ORDER BY id
+        LIMIT n FOR UPDATE SKIP LOCKED  -- several relays take disjoint batches
     UPDATE outbox SET published_at = now() WHERE id = ANY(…) RETURNING …
                                         -- the mark is invisible until COMMIT
     publish the batch (persistent, mandatory), then wait for every confirm (pipelined)
-    UPDATE outbox SET published_at = NULL WHERE id IN (nacked, returned, unconfirmed)
+    UPDATE outbox SET published_at = NULL, next_attempt_at = now() + backoff
+        WHERE id IN (nacked, returned, unconfirmed)
     COMMIT
 
 A crash between the confirms and the commit publishes the batch again later: a duplicate,
 never a loss (the consumers are idempotent). A row whose message is nacked or returned
-(routes to no queue) stays unsent and is tried again on the next poll. The relay polls
+(routes to no queue) stays unsent and is tried again after a backoff that doubles with
+its attempts, from 0.2 s to at most 30 s (migration 0007): rows the broker keeps refusing
+never hold the head of the line, so one undeliverable event type (a binding missing)
+does not stop the others. ``relay_failed_total`` and the row's ``attempts`` say so. The relay polls
 every 100 ms when idle, at once after a full batch. It does not LISTEN: a NOTIFY in the
 transactions that write the outbox serialised their commits (migration 0005).
 """
@@ -44,14 +48,20 @@ POLL_SECONDS = 0.1  # contract: poll at least every 200 ms; an event waits 50 ms
 # (SELECT … LIMIT n FOR UPDATE SKIP LOCKED): PostgreSQL may rescan such a subquery once
 # per outer row, and the LIMIT window then slides over the whole backlog.
 _CLAIM = text(
-    "SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT :n"
-    " FOR UPDATE SKIP LOCKED"
+    "SELECT id FROM outbox WHERE published_at IS NULL"
+    " AND (next_attempt_at IS NULL OR next_attempt_at <= now())"
+    " ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
 )
 _MARK = text(
     "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY(:ids)"
     " RETURNING id, event_id, event_type, payload::text AS body, headers, created_at"
 )
-_UNMARK = text("UPDATE outbox SET published_at = NULL WHERE id = ANY(:ids)")
+# attempts counts this one already (_MARK): 0.2 s after the first failure, doubling.
+_UNMARK = text(
+    "UPDATE outbox SET published_at = NULL, next_attempt_at = now()"
+    " + make_interval(secs => least(30, 0.1 * power(2, least(attempts, 20))))"
+    " WHERE id = ANY(:ids)"
+)
 # Losing this commit in a database crash only publishes the batch again (a duplicate,
 # which consumers absorb), so it need not wait for the WAL flush.
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")

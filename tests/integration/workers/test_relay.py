@@ -272,3 +272,33 @@ def test_an_idle_relay_keeps_its_broker_connection_through_heartbeats(
     finally:
         relay.stop()
         thread.join(10)
+
+
+def test_rows_the_broker_keeps_refusing_do_not_hold_back_the_others(
+    settings, container, deps, topology
+):
+    """Twelve rows no queue takes, ahead of a TokenIssued, with batches of five: each
+    failed row waits its backoff, so the next polls reach the event behind them (claimed
+    oldest first, the failed rows filled every batch and the event never went)."""
+    with container.engine.begin() as conn:
+        refused = conn.execute(text(
+            "INSERT INTO outbox (event_id, event_type, payload)"
+            " SELECT gen_random_uuid(), 'NoQueueTakesThis', '{}' FROM generate_series(1, 12)"
+            " RETURNING id")).scalars().all()
+    [event_id] = record(deps, 1)
+    relay = Relay(settings, container.engine, batch_size=5)
+    try:
+        for _ in range(4):
+            relay.drain()
+    finally:
+        relay._drop_broker()
+    with container.engine.connect() as conn:
+        published = conn.execute(text("SELECT published_at FROM outbox WHERE event_id = :e"),
+                                 {"e": event_id}).scalar_one()
+        waiting = conn.execute(text(
+            "SELECT count(*) FROM outbox WHERE id = ANY(:ids) AND published_at IS NULL"
+            " AND attempts >= 1 AND next_attempt_at > now()"), {"ids": refused}).scalar_one()
+        conn.execute(text("DELETE FROM outbox WHERE id = ANY(:ids)"), {"ids": refused})
+        conn.commit()
+    assert published is not None
+    assert waiting == 12  # each refused, kept unsent, and backing off
