@@ -134,6 +134,8 @@ class DatabaseDown(Exception):
 
 
 # What makes the loop reconnect (unacked deliveries are requeued by the broker).
+STABLE_SECONDS = 30.0  # a connection up this long resets the reconnect backoff
+
 _RECONNECT: tuple[type[BaseException], ...] = (
     *amqp_client.CONNECTION_ERRORS, PublishFailed, ConsumerCancelled,
 )
@@ -216,9 +218,16 @@ class ConsumerLoop:
                                     on_cancel=self._on_cancel)
         publisher = ConfirmingPublisher(connection)
         self._registered = True
-        backoff.reset()
+        # The backoff starts over once this connection has done something, not when it
+        # opens: a failure that comes back after every connect (a queue a handler
+        # publishes to is missing, confirms stall under a disk alarm) would otherwise
+        # reconnect every 0.2 s, and each close requeues the prefetched messages with
+        # their delivery count raised: ten rounds and the broker parks good messages.
+        connected_at = time.monotonic()
         while not self.stop_event.is_set():
             self._alive_at = time.monotonic()
+            if self._alive_at - connected_at > STABLE_SECONDS:
+                backoff.reset()  # idle but up: the next loss starts from the shortest wait
             connection.heartbeat_tick()
             if self._cancelled:
                 raise ConsumerCancelled(self.queue)
@@ -230,6 +239,7 @@ class ConsumerLoop:
                 continue
             self._gather(connection)
             self._process_buffer(channel, publisher)
+            backoff.reset()  # a batch went through
         # Stop: no new deliveries; finish what we hold, ack it, then close.
         self._registered = False
         channel.basic_cancel(tag)

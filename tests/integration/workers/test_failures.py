@@ -168,3 +168,34 @@ def test_a_database_outage_pauses_the_consumer_without_burning_attempts(
     finally:
         worker.stop()
         proxied.close()
+
+
+def test_a_failure_after_every_connect_backs_off_instead_of_burning_deliveries(
+    settings, container, topology, broker, start_worker, monkeypatch
+):
+    """Each reconnect requeues the prefetched messages with their delivery count raised.
+    A failure that recurs right after connecting must therefore wait longer each time;
+    restarting the backoff on every connect reconnected every 0.2 s and the broker
+    parked good messages after ten rounds."""
+    from workers import consumer
+    from workers.backoff import Backoff
+
+    waits: list[float] = []
+
+    class Recording(Backoff):
+        def next(self) -> float:
+            delay = super().next()
+            waits.append(self.current)
+            return delay
+
+    def broken(self, channel, publisher, stopping=False):  # type: ignore[no-untyped-def]
+        raise OSError("connection broke as the batch was handled")
+
+    monkeypatch.setattr(consumer, "Backoff", Recording)
+    monkeypatch.setattr(consumer.ConsumerLoop, "_process_buffer", broken)
+    start_worker(roles=["exchange-requests"])
+    event = redeemed_event(f"user-{uuid.uuid4().hex[:8]}")
+    publish(broker, topology.names.events_exchange, "TokenRedeemed",
+            event.model_dump_json().encode(), str(event.event_id))
+    wait_until(lambda: len(waits) >= 4, timeout=15)
+    assert waits[:4] == [0.2, 0.4, 0.8, 1.6]
