@@ -27,7 +27,9 @@ def create_app(settings: Settings, container: Container | None = None) -> Flask:
     # Both /path and /path/ reach the view directly: a redirect would turn a POST into a
     # second request that many clients do not repeat with its body.
     app.url_map.strict_slashes = False
-    container = container or bootstrap(settings)
+    # A request never waits on a hung database longer than the statement timeout plus a
+    # margin: it answers 503 within 5 s (shared/persistence/database.py, wait_for_server).
+    container = container or bootstrap(settings, bound_server_waits=True)
     app.extensions["container"] = container
     app.extensions["metrics"] = Metrics()
     app.extensions["verifier"] = TokenVerifier(settings.jwt_secret or "")

@@ -22,8 +22,14 @@ class Container:
         self.engine.dispose()
 
 
-def bootstrap(settings: Settings, *, clock: Clock | None = None, pool_size: int = 5) -> Container:
-    engine = make_engine(settings.sqlalchemy_url, pool_size=pool_size)
+def bootstrap(
+    settings: Settings, *, clock: Clock | None = None, pool_size: int = 5,
+    bound_server_waits: bool = False,
+) -> Container:
+    """``bound_server_waits``: give up on a server that does not answer a round trip
+    within its statement timeout (plus a margin), for the API (make_engine)."""
+    engine = make_engine(settings.sqlalchemy_url, pool_size=pool_size,
+                         bound_server_waits=bound_server_waits)
     deps = Deps(
         session_factory=make_session_factory(engine),
         clock=clock or DatabaseClock(),

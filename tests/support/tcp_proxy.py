@@ -1,5 +1,10 @@
 """A TCP proxy a test can switch off and on: a real network outage of PostgreSQL or
-RabbitMQ as one client sees it, without stopping the servers other tests share."""
+RabbitMQ as one client sees it, without stopping the servers other tests share.
+
+``down()`` is a server that went away (connections reset, new ones refused); ``freeze()``
+is one that hangs (stopped, or behind a network that stalls): every byte is accepted and
+acknowledged, new connections too, and nothing ever comes back.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._frozen = threading.Event()
 
     @classmethod
     def in_front_of(cls, url: str, default_port: int) -> TcpProxy:
@@ -55,6 +61,17 @@ class TcpProxy:
                     s.close()
             self._sockets.clear()
 
+    def freeze(self) -> None:
+        """Hang: keep reading what either side sends (the kernel acknowledges it), drop
+        it, answer nothing. Connections stay open; new ones are accepted."""
+        self._frozen.set()
+
+    def thaw(self) -> None:
+        """Forward again. What was dropped meanwhile is lost: a connection that sent
+        something while frozen is out of step with the server, as it would be after a
+        real stall its client gave up on."""
+        self._frozen.clear()
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
@@ -72,11 +89,11 @@ class TcpProxy:
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self._frozen.is_set():
+                    sink.sendall(data)
         except OSError:
             pass
         finally:

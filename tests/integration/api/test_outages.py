@@ -4,6 +4,7 @@ with RabbitMQ away it keeps serving and only /readyz says so."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import text
 
@@ -155,4 +156,57 @@ def test_the_same_app_answers_503_while_the_database_is_away_and_recovers_after(
             time.sleep(0.2)
     finally:
         proxy.down()
+        app.extensions["container"].close()
+
+
+def test_a_hung_database_answers_503_within_5_seconds_and_the_app_recovers_after(settings,
+                                                                                 auth, user):
+    # A database that hangs (stopped, or behind a network that stalls but acknowledges)
+    # sends neither an error nor a close: its statement_timeout cannot fire, nor can TCP
+    # keepalives. The API's engine bounds each round trip itself (wait_for_server).
+    from tests.support.tcp_proxy import TcpProxy
+
+    proxy = TcpProxy.in_front_of(settings.sqlalchemy_url, 5432)
+    proxy.up()
+    app = create_app(settings.model_copy(
+        update={"database_url": proxy.url_for(settings.sqlalchemy_url)}))
+    engine = app.extensions["container"].engine
+    issue = ("POST", "/api/exchange-tokens/", {"points": 1})
+    me = ("GET", "/api/accounts/me", None)
+
+    def call(request):
+        method, path, body = request
+        started = time.monotonic()
+        r = app.test_client().open(path, method=method, json=body, headers=auth(user))
+        return r, time.monotonic() - started
+
+    pool = ThreadPoolExecutor(2)
+    try:
+        assert app.test_client().post(f"/api/accounts/{user}/credits", json={"points": 50},
+                                      headers=auth("admin-h", "admin")).status_code == 201
+        assert call(issue)[0].status_code == 201
+        # Given three connections in the app's pool, opened before the database hangs.
+        conns = [engine.connect() for _ in range(3)]
+        for c in conns:
+            c.execute(text("SELECT 1"))
+            c.close()
+        proxy.freeze()
+        # When the issue's driver cursor and a session each wait on a pooled connection,
+        # then each answers 503 within 5 s...
+        answers = list(pool.map(call, (issue, me), timeout=10))
+        # ...and so does a request that needs a new connection (the hung ones were dropped).
+        answers.append(call(me))
+        for r, elapsed in answers:
+            assert elapsed < 5.0, elapsed
+            assert_error(r, 503, "service_unavailable")
+        # When the database answers again, the same app serves from its first request:
+        # no restart, and no broken connection was handed back to the pool.
+        proxy.thaw()
+        r, _ = call(issue)
+        assert r.status_code == 201, r.get_json()
+        r, _ = call(me)
+        assert r.status_code == 200, r.get_json()
+    finally:
+        proxy.down()  # also frees a request still waiting on the hung proxy
+        pool.shutdown()
         app.extensions["container"].close()
