@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from api.messages import message
 from shared import errors as domain
 from shared.logs import request_id_var
-from shared.persistence.database import is_unavailable
+from shared.persistence.database import is_timeout, is_unavailable
 
 log = logging.getLogger("exchange_tokens.api")
 
@@ -94,7 +94,8 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def _unexpected(exc: Exception) -> Response:
-    if isinstance(exc, PoolTimeout) or (isinstance(exc, DBAPIError) and is_unavailable(exc)):
+    if isinstance(exc, PoolTimeout) or (
+            isinstance(exc, DBAPIError) and (is_unavailable(exc) or is_timeout(exc))):
         # Connect, pool and statement timeouts bound this path (shared/persistence/database.py).
         log.warning("database unavailable", extra={"error": str(exc).splitlines()[0]})
         return error_response(503, "service_unavailable", {"dependency": "database"},

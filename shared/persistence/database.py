@@ -24,6 +24,8 @@ R = TypeVar("R")
 
 # Deadlock and serialization failure: PostgreSQL asks us to run the whole transaction again.
 RETRYABLE_SQLSTATES = {"40P01", "40001"}
+# Lock not available (lock_timeout) and query canceled (statement_timeout).
+TIMEOUT_SQLSTATES = {"55P03", "57014"}
 
 # How much longer than its statement_timeout a bounded connection waits for the server's
 # answer: a slow but working server cancels the statement itself (its own error, the
@@ -163,9 +165,21 @@ def is_retryable(exc: BaseException) -> bool:
     return getattr(orig, "pgcode", None) in RETRYABLE_SQLSTATES
 
 
+def is_timeout(exc: BaseException) -> bool:
+    """A statement the server gave up on (lock_timeout, statement_timeout): the database
+    works, this statement did not, and running it again may well succeed or fail alike."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "pgcode", None) in TIMEOUT_SQLSTATES
+
+
 def is_unavailable(exc: BaseException) -> bool:
-    """True when the database cannot be reached (as opposed to a refused statement)."""
-    if isinstance(exc, OperationalError) and not is_retryable(exc):
+    """True when the database cannot be reached (as opposed to a refused statement).
+
+    Not for a lock or statement timeout: psycopg2 raises those as OperationalError too,
+    but the database answered. A consumer that took one for an outage paused and held its
+    whole batch, retrying it without counting an attempt for as long as one of its rows
+    stayed locked; handled as a failure, the batch is split and the other rows go on."""
+    if isinstance(exc, OperationalError) and not is_retryable(exc) and not is_timeout(exc):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 

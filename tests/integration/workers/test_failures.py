@@ -199,3 +199,55 @@ def test_a_failure_after_every_connect_backs_off_instead_of_burning_deliveries(
             event.model_dump_json().encode(), str(event.event_id))
     wait_until(lambda: len(waits) >= 4, timeout=15)
     assert waits[:4] == [0.2, 0.4, 0.8, 1.6]
+
+
+def test_a_token_someone_holds_delays_only_itself_not_its_batch(
+    container, deps, topology, broker, start_worker
+):
+    """A lock timeout is no outage: the database answered. Taken for one, the expiry
+    consumer paused and held its whole batch, retrying it without counting an attempt for
+    as long as one token stayed locked, and the other users' refunds waited with it."""
+    import dataclasses
+
+    from schemas.events import TokenExpired
+    from shared import services
+    from shared.persistence.database import is_timeout, is_unavailable
+    from tests.integration.workers.conftest import purge_queues, refunds
+
+    short = dataclasses.replace(deps, token_ttl_seconds=1)
+    held_user, other_user = (f"user-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    tokens = []
+    for u in (held_user, other_user):
+        services.credit(deps, u, 5)
+        tokens.append(services.issue(short, u, 5).token)
+    held, other = tokens
+    time.sleep(1.2)  # both past their expiry
+    purge_queues(broker, topology)  # only these two timers, in the expire queue together
+    for t in tokens:
+        timer = TokenExpired(token_id=t.id, user_id=t.user_id, points=t.points,
+                             expires_at=t.expires_at, restored=False)
+        publish(broker, "", topology.names.consumer_queue("expire"),
+                timer.model_dump_json().encode(), str(timer.event_id))
+    holder = container.engine.connect()
+    try:
+        holder.execute(text("SELECT id FROM exchange_tokens WHERE id = :id FOR UPDATE"),
+                       {"id": held.id})  # as a stuck session would
+        start_worker(roles=["expire"], retry_delays=SHORT_RETRIES)
+        # The other user's token is refunded while the held one is still locked.
+        wait_until(lambda: refunds(container.engine, [other.id])[other.id], timeout=20)
+        assert refunds(container.engine, [held.id])[held.id] == []
+    finally:
+        holder.rollback()
+        holder.close()
+    # Once released, the held one is refunded too, once (by its retry).
+    wait_until(lambda: refunds(container.engine, [held.id])[held.id], timeout=20)
+    assert len(refunds(container.engine, [held.id])[held.id]) == 1
+    # The classification itself, on a real lock timeout.
+    with container.engine.connect() as a, container.engine.connect() as b:
+        a.execute(text("SELECT user_id FROM accounts WHERE user_id = :u FOR UPDATE"),
+                  {"u": other_user})
+        b.execute(text("SET LOCAL lock_timeout = 50"))
+        with pytest.raises(Exception) as timed_out:
+            b.execute(text("SELECT user_id FROM accounts WHERE user_id = :u FOR UPDATE"),
+                      {"u": other_user})
+    assert is_timeout(timed_out.value) and not is_unavailable(timed_out.value)
