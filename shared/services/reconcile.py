@@ -21,6 +21,9 @@ Per token (the ledger keeps one debit per token, and one refund once it is resto
                                   points were neither redeemed nor restored
   overdue_active_token            still active more than the grace period past expires_at
                                   (a lost timer the sweep has not caught yet): `--fix`
+  redeemed_without_request        redeemed more than the grace period ago and still no
+                                  exchange request: its TokenRedeemed is stuck (unsent in
+                                  the outbox, or parked as a dead letter to replay)
 """
 
 from __future__ import annotations
@@ -101,7 +104,7 @@ WITH per_token AS (
 ), tokens AS (
     SELECT coalesce(t.id, p.token_id) AS token_id,
            t.user_id,
-           t.status, t.points, t.expires_at,
+           t.status, t.points, t.expires_at, t.redeemed_at,
            coalesce(p.debits, 0) AS debits, coalesce(p.refunds, 0) AS refunds,
            coalesce(p.debited, 0) AS debited, coalesce(p.refunded, 0) AS refunded,
            p.user_hash, coalesce(p.several_users, false) AS several_users,
@@ -121,7 +124,10 @@ WITH per_token AS (
            k.refunds > 0 AND k.has_request AS restored_token_redeemed,
            k.status IS NULL AND k.debits > 0 AND k.refunds = 0 AS debit_without_token,
            k.status = 'active' AND k.expires_at <= now() - make_interval(secs => :grace)
-               AS overdue_active_token
+               AS overdue_active_token,
+           k.status = 'redeemed' AND NOT k.has_request
+               AND k.redeemed_at <= now() - make_interval(secs => :grace)
+               AS redeemed_without_request
     FROM tokens k
 ), failing AS (
     SELECT c.*,
@@ -132,15 +138,17 @@ WITH per_token AS (
                  CASE WHEN multiple_refunds THEN 'multiple_refunds' END,
                  CASE WHEN restored_token_redeemed THEN 'restored_token_redeemed' END,
                  CASE WHEN debit_without_token THEN 'debit_without_token' END,
-                 CASE WHEN overdue_active_token THEN 'overdue_active_token' END] AS kinds
+                 CASE WHEN overdue_active_token THEN 'overdue_active_token' END,
+                 CASE WHEN redeemed_without_request
+                      THEN 'redeemed_without_request' END] AS kinds
     FROM checked c
     WHERE live_token_debit_mismatch OR restored_token_still_live
        OR restored_token_debit_mismatch OR multiple_refunds OR restored_token_redeemed
-       OR debit_without_token OR overdue_active_token
+       OR debit_without_token OR overdue_active_token OR redeemed_without_request
     LIMIT :max_problems
 )
-SELECT kind, token_id, user_id, status, points, expires_at, debits, refunds, debited,
-       refunded, has_request
+SELECT kind, token_id, user_id, status, points, expires_at, redeemed_at, debits, refunds,
+       debited, refunded, has_request
 FROM failing, unnest(kinds) AS kind
 WHERE kind IS NOT NULL
 ORDER BY kind, user_id, token_id
@@ -250,6 +258,8 @@ def _token_details(r: Any, now: datetime) -> dict[str, Any]:
         details["overdue_seconds"] = round((now - r.expires_at).total_seconds(), 3)
     if r.kind == "restored_token_redeemed":
         details["exchange_request"] = True
+    if r.kind == "redeemed_without_request":
+        details["redeemed_at"] = r.redeemed_at.isoformat()
     return details
 
 

@@ -232,6 +232,22 @@ def test_a_restored_token_that_also_became_an_exchange_request_is_reported(setti
     assert problems(result) == {("restored_token_redeemed", "alice", str(cancelled.id))}
 
 
+def test_a_redeemed_token_still_without_its_exchange_request_is_reported(settings, books):
+    """A TokenRedeemed stuck (unsent, or parked as a dead letter) leaves the merchant's
+    exchange request missing; nothing else notices it."""
+    lived_books(books)  # alice's redeemed token has its request: not reported
+    services.credit(books.deps, "carol", 5)
+    late = services.issue(books.deps, "carol", 5).token
+    services.redeem(books.deps, late.code, "shop")
+    assert run(settings, books).exit_code == 0  # just redeemed: its event is on its way
+    sql(books, "UPDATE exchange_tokens SET redeemed_at = now() - interval '5 minutes'"
+        " WHERE id = :id", id=late.id)
+    result = run(settings, books, "--json")
+    assert result.exit_code == 1
+    assert problems(result) == {("redeemed_without_request", "carol", str(late.id))}
+    assert run(settings, books, "--grace", "3600").exit_code == 0
+
+
 def test_an_active_token_overdue_beyond_the_grace_period_is_reported(settings, books):
     lived_books(books)
     lost = services.issue(past(books.deps, timedelta(minutes=10)), "carol", 3).token
