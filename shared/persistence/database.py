@@ -31,6 +31,7 @@ TIMEOUT_SQLSTATES = {"55P03", "57014"}
 # answer: a slow but working server cancels the statement itself (its own error, the
 # connection kept) before the client gives up on it (see wait_for_server).
 HUNG_SERVER_MARGIN_S = 0.5
+TCP_USER_TIMEOUT_MS = 10_000
 
 _READ = select.POLLIN | select.POLLERR | select.POLLHUP
 _WRITE = select.POLLOUT | select.POLLERR | select.POLLHUP
@@ -69,6 +70,11 @@ def make_engine(
         "keepalives_idle": 5,
         "keepalives_interval": 2,
         "keepalives_count": 2,
+        # ... but keepalives only probe an idle connection. One whose statement the
+        # network lost mid-send (a partition) retransmits instead, for the kernel's
+        # ~15 minutes: give up after 10 s of data unacknowledged. An answer the server
+        # takes long to compute is no unacknowledged data: long statements are not cut.
+        "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
     }
     if bound_server_waits:
         # psycopg2's wait callback is one per process: installed by the API's engine, it

@@ -113,3 +113,21 @@ def test_an_unbounded_engine_waits_for_a_long_statement(proxy, settings):
         assert time.monotonic() - started < 2
     finally:
         engine.dispose()
+
+
+def test_every_engine_gives_up_on_data_the_network_never_acknowledges(settings):
+    """A partition mid-statement leaves sent data unacknowledged: TCP keepalives do not
+    probe such a connection and the kernel retransmits for ~15 minutes. Every engine (the
+    workers' too) sets libpq's tcp_user_timeout; a stalled network cannot be made here
+    without privileges, so the setting itself is what is checked, on a live connection."""
+    from shared.persistence.database import TCP_USER_TIMEOUT_MS
+
+    for bounded in (False, True):
+        engine = make_engine(settings.sqlalchemy_url, pool_size=1, max_overflow=0,
+                             bound_server_waits=bounded)
+        try:
+            with engine.connect() as conn:
+                dsn = conn.connection.dbapi_connection.get_dsn_parameters()  # type: ignore[union-attr]
+            assert dsn["tcp_user_timeout"] == str(TCP_USER_TIMEOUT_MS)
+        finally:
+            engine.dispose()
