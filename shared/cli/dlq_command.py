@@ -7,6 +7,7 @@ drops a message; replay and purge leave an audit row that ``dlq history`` lists.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,8 +39,10 @@ def dlq() -> None:
 
 @contextmanager
 def _parking(settings: Settings) -> Iterator[ParkingQueue]:
+    opened = False
     try:
         with ParkingQueue.open(settings) as queue:
+            opened = True
             yield queue
     except console.UnknownIds as exc:
         raise click.ClickException(
@@ -53,8 +56,28 @@ def _parking(settings: Settings) -> Iterator[ParkingQueue]:
             "`exchange-tokens migrate` declares the topology"
         ) from None
     except AMQPConnectionError as exc:
+        if opened:  # lost mid-command: what was done before it is in the audit trail
+            raise click.ClickException(
+                f"broker connection lost ({exc!r}); what was done before it is in "
+                "`exchange-tokens dlq history`, the rest stays parked") from None
         raise click.ClickException(f"broker unreachable at {_redact(settings.amqp_url)} "
                                    f"({exc!r}); nothing changed") from None
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a closed terminal's SIGHUP too) as Ctrl-C: a replay or purge stopped that
+    way still completes its audit row with what it did, instead of dying mid-write."""
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager
@@ -63,10 +86,11 @@ def _database(settings: Settings) -> Iterator[Container]:
     try:
         yield container
     except OperationalError as exc:
-        # The audit row is written before the broker is touched: no database, no change.
+        # The audit row is written before the broker is touched: if it could not be, nothing
+        # changed; if it could not be completed, what was done is on stderr above.
         raise click.ClickException(
             f"database unavailable ({str(exc.orig).strip().splitlines()[0]}); the audit trail "
-            "needs it, so nothing was changed"
+            "needs it: nothing was changed, unless an incomplete audit row is reported above"
         ) from None
     finally:
         container.close()
@@ -196,12 +220,14 @@ def replay(ids: tuple[str, ...], all_: bool, dry_run: bool, rate: float | None,
     if limit is not None and chosen is not None:
         raise click.UsageError("--limit goes with --all")
     settings = settings_or_exit()
-    with _database(settings) as container, _parking(settings) as queue:
+    with _terminate_as_interrupt(), _database(settings) as container, \
+            _parking(settings) as queue:
         outcomes = console.replay(container.deps, queue, chosen, actor=actor,
                                   dry_run=dry_run, rate=rate, limit=limit)
     failed = [] if dry_run else [o for o in outcomes if not o.ok]
-    _report(outcomes, as_json, {"dry_run": dry_run, "replayed": len(outcomes) - len(failed),
-                                "failed": len(failed)})
+    _report(outcomes, as_json, {"dry_run": dry_run,
+                                "replayed": 0 if dry_run else len(outcomes) - len(failed),
+                                "judged": len(outcomes), "failed": len(failed)})
     if not as_json:
         if dry_run:
             click.echo(f"dry run: {len(outcomes)} message(s) judged, nothing changed")
@@ -231,7 +257,8 @@ def purge(ids: tuple[str, ...], all_: bool, yes: bool, as_json: bool, actor: str
                                    "terminal; pass --yes")
     settings = settings_or_exit()
     missing_ok = False
-    with _database(settings) as container, _parking(settings) as queue:
+    with _terminate_as_interrupt(), _database(settings) as container, \
+            _parking(settings) as queue:
         if not yes:
             if chosen is None:
                 # Confirm exactly what is shown: --all then purges these ids, not whatever

@@ -5,7 +5,9 @@ confirmed), purge. Every replay and purge leaves one audit row and one log line 
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -139,12 +141,24 @@ def _audit_trail(
     except UnknownIds as exc:
         audit.finish(deps, trail.id, ids or [], {"status": "refused", "unknown_ids": exc.ids})
         raise
-    except Exception as exc:
-        audit.finish(deps, trail.id, [o.letter.id for o in trail.outcomes],
-                     _result(trail.outcomes, status="interrupted", error=repr(exc)))
+    except BaseException as exc:  # Ctrl-C and SIGTERM too: what was done is recorded
+        _finish_or_tell(deps, trail, _result(trail.outcomes, status="interrupted",
+                                             error=repr(exc)))
         raise
-    audit.finish(deps, trail.id, [o.letter.id for o in trail.outcomes],
-                 trail.result or _result(trail.outcomes))
+    _finish_or_tell(deps, trail, trail.result or _result(trail.outcomes))
+
+
+def _finish_or_tell(deps: Deps, trail: _Trail, result: dict[str, Any]) -> None:
+    """Complete the audit row; if the database went away meanwhile, put what was done on
+    stderr before failing, so the operator still has the outcomes the row lacks."""
+    ids = [o.letter.id for o in trail.outcomes]
+    try:
+        audit.finish(deps, trail.id, ids, result)
+    except Exception:
+        sys.stderr.write(
+            f"audit row {trail.id} could not be completed; what was done:\n"
+            + json.dumps({"message_ids": ids, "result": result}, default=str) + "\n")
+        raise
 
 
 def replay(

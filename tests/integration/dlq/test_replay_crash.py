@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from shared.persistence.tables import DlqAudit
@@ -72,3 +73,40 @@ def _parked_bodies(broker):
         out.append(json.loads(body))
     channel.close()
     return out
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_replay_stopped_half_way_records_what_it_did(dlq_settings, broker, topology, deps,
+                                                       stop):
+    """Ctrl-C or SIGTERM (unlike kill -9) lets the console finish its audit row: status
+    interrupted, with each id it acted on (it stayed 'started' with no outcome)."""
+    events = [issued() for _ in range(8)]
+    for e in events:
+        broker.park(e)
+    probe = broker.probe(topology.names.events_exchange, "TokenIssued")
+    actor = f"stop-{uuid.uuid4().hex[:6]}"
+    env = service_env(dlq_settings, inherit=True, USER=actor)
+    process = subprocess.Popen([str(EXE), "dlq", "replay", "--all", "--rate", "5"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while broker.depth(probe) < 2:
+            assert time.monotonic() < deadline and process.poll() is None, "no replay happened"
+            time.sleep(0.02)
+        process.send_signal(stop)
+        assert process.wait(timeout=10) != 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    replayed = {json.loads(body)["event_id"] for _, body in broker.drain(probe)}
+    with deps.session_factory() as session:
+        (row,) = session.execute(select(DlqAudit).where(DlqAudit.actor == actor)).scalars()
+    assert row.result["status"] == "interrupted", row.result
+    assert "KeyboardInterrupt" in row.result["error"]
+    # Every message republished is in the row, acted on and counted (at most the one in
+    # flight when the signal came was republished and not yet acked: still parked).
+    assert len(replayed) >= 2
+    assert row.result["succeeded"] in (len(replayed), len(replayed) - 1)
+    assert set(row.result["outcomes"]) == set(row.message_ids)
+    assert len(row.message_ids) >= row.result["succeeded"]

@@ -192,7 +192,10 @@ def test_dry_run_says_what_each_message_would_do_and_changes_nothing(
     result = cli("replay", "--all", "--dry-run", "--json")
 
     assert result.exit_code == 0, result.output
-    said = {m["id"]: m["outcome"] for m in json.loads(result.stdout)["messages"]}
+    report = json.loads(result.stdout)
+    said = {m["id"]: m["outcome"] for m in report["messages"]}
+    # A script reading the summary must not take judged messages for replayed ones.
+    assert (report["replayed"], report["judged"]) == (0, len(report["messages"]))
     for message_id, verdict in expected.items():
         assert said[message_id].startswith(verdict), (said[message_id], verdict)
     assert re.fullmatch(r"token active, due in 1(79|80) s: would be re-delayed",
