@@ -43,6 +43,7 @@ from shared.services.views import Restored
 
 DEFAULT_GRACE_SECONDS = 60.0
 MAX_PROBLEMS = 10_000  # per check family: enough to act on, bounded if the books are wrecked
+UNBOUNDED = 2**62  # for --fix, when the bounded report was cut short
 OVERDUE = "overdue_active_token"
 SWEEP_BATCH = 500
 
@@ -195,8 +196,11 @@ class Report:
         return not self.problems
 
 
-def reconcile(deps: Deps, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> Report:
-    """Check the books in one consistent snapshot; change nothing."""
+def reconcile(deps: Deps, grace_seconds: float = DEFAULT_GRACE_SECONDS,
+              max_problems: int | None = None) -> Report:
+    """Check the books in one consistent snapshot; change nothing. At most
+    ``max_problems`` (default MAX_PROBLEMS) rows per check family, else ``truncated``."""
+    limit = max_problems or MAX_PROBLEMS
     started = time.perf_counter()
     with unit_of_work(deps.session_factory) as session:
         # One snapshot for every statement, read-only; lift the API's per-statement
@@ -209,7 +213,7 @@ def reconcile(deps: Deps, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> Repor
         session.execute(text("SET LOCAL jit = off"))
         session.execute(text("SET LOCAL work_mem = '128MB'"))
         accounts, tokens, ledger_rows, now = session.execute(text(SIZES)).one()
-        bound = {"max_problems": MAX_PROBLEMS}
+        bound = {"max_problems": limit}
         account_rows = session.execute(text(ACCOUNT_CHECKS), bound).all()
         for name in SCAN_SETTINGS:
             session.execute(text(f"SET LOCAL {name} = off"))
@@ -220,7 +224,8 @@ def reconcile(deps: Deps, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> Repor
             session.execute(text(f"SET LOCAL {name} = on"))
         gone = list({r.token_id for r in token_rows if r.user_id is None})
         owners: dict[uuid.UUID, str] = (
-            dict(session.execute(text(OWNERS), {"ids": gone}).tuples().all()) if gone else {}
+            {r[0]: r[1] for r in session.execute(text(OWNERS), {"ids": gone})} if gone
+            else {}
         )
     problems = [
         Problem(r.kind, r.user_id, None, {
@@ -240,7 +245,7 @@ def reconcile(deps: Deps, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> Repor
         checked_at=now,
         grace_seconds=grace_seconds,
         elapsed_ms=(time.perf_counter() - started) * 1000,
-        truncated=MAX_PROBLEMS in (
+        truncated=limit in (
             len({r.user_id for r in account_rows}), len({r.token_id for r in token_rows})
         ),
     )
@@ -270,6 +275,11 @@ def reconcile_and_fix(deps: Deps, grace_seconds: float = DEFAULT_GRACE_SECONDS) 
     too is left alone (``left_alone``): refunding into books already known to be wrong
     would only blur what happened."""
     before = reconcile(deps, grace_seconds)
+    if before.truncated:
+        # The report stops at MAX_PROBLEMS rows in no particular order: an account with
+        # other problems may be past the cut, and refunding into it would break the rule
+        # below. Which accounts to leave alone must come from every problem.
+        before = reconcile(deps, grace_seconds, max_problems=UNBOUNDED)
     overdue = {p.user_id for p in before.problems if p.kind == OVERDUE and p.user_id}
     broken = {p.user_id for p in before.problems if p.kind != OVERDUE and p.user_id}
     fixed: list[Restored] = []

@@ -284,6 +284,31 @@ def test_fix_restores_overdue_tokens_and_the_next_run_is_clean(settings, books):
     assert again.exit_code == 0 and json.loads(again.stdout)["clean"] is True
 
 
+def test_fix_leaves_a_broken_account_alone_even_past_a_truncated_report(books, monkeypatch):
+    """The report keeps MAX_PROBLEMS rows per family, in no particular order. --fix took
+    'which accounts are broken' from it: with the broken account's row past the cut it
+    refunded into that account, and with an overdue row past it, left that one unfixed."""
+    from shared.services import reconcile as module
+
+    tokens = lived_books(books)
+    old = past(books.deps, timedelta(minutes=10))
+    users = [f"late-{i}" for i in range(5)]
+    for u in [*users, "alice"]:
+        services.credit(books.deps, u, 3)
+    late = {u: services.issue(old, u, 3).token for u in users}
+    alices = services.issue(old, "alice", 3).token
+    services.create_exchange_request(books.deps, TokenRedeemed(  # alice: broken books
+        token_id=tokens["cancelled"].id, user_id="alice", points=5, merchant_id="shop"))
+    monkeypatch.setattr(module, "MAX_PROBLEMS", 1)
+    assert module.reconcile(books.deps).truncated
+
+    report = module.reconcile_and_fix(books.deps)
+
+    assert {r.token_id for r in report.fixed} == {t.id for t in late.values()}
+    assert report.left_alone == ["alice"]
+    assert services.expire(books.deps, alices.id).restored is not None  # was left to a person
+
+
 def test_fix_never_changes_a_wrong_balance(settings, books):
     lived_books(books)
     old = past(books.deps, timedelta(minutes=10))
