@@ -6,9 +6,11 @@ import json
 from typing import Any
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from shared.bootstrap import bootstrap
 from shared.cli.common import settings_or_exit, table
+from shared.persistence.database import is_unavailable
 from shared.services.reconcile import (
     DEFAULT_GRACE_SECONDS,
     Problem,
@@ -18,6 +20,8 @@ from shared.services.reconcile import (
 from shared.services.reconcile import (
     reconcile as check_books,
 )
+
+DATABASE_UNAVAILABLE = 2  # exit code: 1 means "the books have problems"
 
 
 def register(group: click.Group) -> None:
@@ -36,10 +40,19 @@ def reconcile(fix: bool, as_json: bool, grace: float) -> None:
     active or redeemed token, and every token's debit and refund are consistent.
 
     Exit code 0 when clean, 1 with a report of each problem (account, token, what is
-    wrong) when not. Read-only unless --fix. Safe while the system runs."""
+    wrong) when not, 2 when the database cannot be reached (nothing checked). Read-only
+    unless --fix. Safe while the system runs."""
     container = bootstrap(settings_or_exit())
     try:
         report = (reconcile_and_fix if fix else check_books)(container.deps, grace)
+    except DBAPIError as exc:
+        if not is_unavailable(exc):
+            raise
+        # Not "problems found": a cron job or an alert must tell broken books from an
+        # outage, so neither a traceback nor exit 1.
+        click.echo(f"Error: database unavailable ({str(exc.orig).strip().splitlines()[0]});"
+                   " nothing was checked", err=True)
+        raise SystemExit(DATABASE_UNAVAILABLE) from None
     finally:
         container.close()
     click.echo(json.dumps(as_dict(report, fix)) if as_json else as_text(report, fix))

@@ -402,3 +402,11 @@ def test_generated_books_at_scale_are_clean_and_a_planted_error_is_found(setting
     assert {(p.kind, p.user_id) for p in found.problems} == {
         ("balance_differs_from_ledger", "gen-1234"), ("points_not_conserved", "gen-1234"),
     }
+
+
+def test_an_unreachable_database_exits_2_not_1(settings):
+    """Exit 1 means 'the books have problems': a cron job must tell an outage apart."""
+    env = service_env(settings, DATABASE_URL="postgresql://postgres@127.0.0.1:1/nowhere")
+    result = CliRunner().invoke(main, ["reconcile"], env=env)
+    assert result.exit_code == 2, result.output
+    assert "database unavailable" in result.output and "Traceback" not in result.output
