@@ -102,10 +102,14 @@ def _redact(url: str) -> str:
     return f"{parts.scheme}://{host}:{parts.port or 5672}{parts.path}"
 
 
-def _ids_or_all(ids: tuple[str, ...], all_: bool) -> list[str] | None:
+def _ids_or_all(ids: tuple[str, ...], more: tuple[str, ...], all_: bool) -> list[str] | None:
+    """``--id A B C`` (CONTRACT.md's ``--id ID...``) as well as ``--id A --id B``: click
+    gives an option one value, so the ids after the first come as arguments."""
+    if more and not ids:
+        raise click.UsageError("dead-letter ids go after --id: --id ID [ID]...")
     if bool(ids) == all_:
-        raise click.UsageError("give either --id ID (repeatable) or --all")
-    return None if all_ else list(ids)
+        raise click.UsageError("give either --id ID [ID]... or --all")
+    return None if all_ else list(dict.fromkeys((*ids, *more)))
 
 
 actor_option = click.option(
@@ -199,8 +203,10 @@ def _report(outcomes: list[console.Outcome], as_json: bool, extra: dict[str, Any
 
 
 @dlq.command()
-@click.option("--id", "ids", multiple=True, help="A dead-letter id from `dlq list` (repeatable).")
+@click.option("--id", "ids", multiple=True,
+              help="Dead-letter ids from `dlq list`: --id A B, or --id A --id B.")
 @click.option("--all", "all_", is_flag=True, help="Every dead letter present now.")
+@click.argument("more_ids", nargs=-1, metavar="[ID]...")
 @click.option("--dry-run", is_flag=True,
               help="Change nothing; say what each message would do against the database now.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True),
@@ -209,14 +215,14 @@ def _report(outcomes: list[console.Outcome], as_json: bool, extra: dict[str, Any
               help="With --all: only the N oldest (work through a large queue in chunks).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @actor_option
-def replay(ids: tuple[str, ...], all_: bool, dry_run: bool, rate: float | None,
-           limit: int | None, as_json: bool, actor: str) -> None:
+def replay(ids: tuple[str, ...], all_: bool, more_ids: tuple[str, ...], dry_run: bool,
+           rate: float | None, limit: int | None, as_json: bool, actor: str) -> None:
     """Republish dead letters to their original exchange and routing key.
 
     Each is acked (removed) only once the broker confirmed the republished copy; one that
     cannot be routed stays parked and is reported. Exit 1 if any replay failed.
     """
-    chosen = _ids_or_all(ids, all_)
+    chosen = _ids_or_all(ids, more_ids, all_)
     if limit is not None and chosen is not None:
         raise click.UsageError("--limit goes with --all")
     settings = settings_or_exit()
@@ -238,23 +244,28 @@ def replay(ids: tuple[str, ...], all_: bool, dry_run: bool, rate: float | None,
         sys.exit(1)
 
 
-def _interactive() -> bool:
-    return sys.stdin.isatty()
+def _confirm(question: str) -> None:
+    """Ask; anything but yes, or no answer at all (stdin closed), purges nothing."""
+    try:
+        click.confirm(question, abort=True)
+    except click.Abort:
+        raise click.ClickException("not confirmed: nothing purged (--yes skips the "
+                                   "question)") from None
 
 
 @dlq.command()
-@click.option("--id", "ids", multiple=True, help="A dead-letter id from `dlq list` (repeatable).")
+@click.option("--id", "ids", multiple=True,
+              help="Dead-letter ids from `dlq list`: --id A B, or --id A --id B.")
 @click.option("--all", "all_", is_flag=True, help="Every dead letter present now.")
+@click.argument("more_ids", nargs=-1, metavar="[ID]...")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @actor_option
-def purge(ids: tuple[str, ...], all_: bool, yes: bool, as_json: bool, actor: str) -> None:
-    """Drop dead letters for good. Asks for confirmation unless --yes."""
-    chosen = _ids_or_all(ids, all_)
-    if not yes and not _interactive():
-        # Never wait on a prompt nobody can answer (cron, a pipe): refuse at once.
-        raise click.ClickException("refusing to purge without confirmation: stdin is not a "
-                                   "terminal; pass --yes")
+def purge(ids: tuple[str, ...], all_: bool, more_ids: tuple[str, ...], yes: bool,
+          as_json: bool, actor: str) -> None:
+    """Drop dead letters for good. Asks for confirmation unless --yes (on stdin when it is
+    not a terminal: `echo y | ... purge` confirms; a closed stdin, as under cron, is a no)."""
+    chosen = _ids_or_all(ids, more_ids, all_)
     settings = settings_or_exit()
     missing_ok = False
     with _terminate_as_interrupt(), _database(settings) as container, \
@@ -271,7 +282,7 @@ def purge(ids: tuple[str, ...], all_: bool, yes: bool, as_json: bool, actor: str
             if not chosen:
                 click.echo("no dead letters")
                 return
-            click.confirm(f"Purge {what}? They cannot be recovered", abort=True)
+            _confirm(f"Purge {what}? They cannot be recovered")
         outcomes = console.purge(container.deps, queue, chosen, actor=actor,
                                  missing_ok=missing_ok)
     _report(outcomes, as_json, {"purged": len(outcomes)})

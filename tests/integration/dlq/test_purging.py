@@ -47,16 +47,37 @@ def test_purge_all_with_yes_empties_the_parking_queue(cli, broker):
     assert broker.depth() == 0
 
 
-def test_purge_without_yes_and_without_a_terminal_refuses_at_once(cli, broker):
+def test_purge_without_yes_asks_on_stdin_and_no_answer_purges_nothing(cli, broker):
+    """CONTRACT.md: purge asks for confirmation unless --yes, also without a terminal: a
+    closed stdin (cron) is a no, at once; `echo y |` is a yes."""
     dead_letter_id = broker.park(issued())
 
     started = time.monotonic()
     result = cli("purge", "--id", dead_letter_id, input="")
 
     assert result.exit_code != 0
-    assert "pass --yes" in result.output
+    assert "nothing purged" in result.output
     assert time.monotonic() - started < 5
     assert ids_in_parking(cli) == [dead_letter_id]
+
+    result = cli("purge", "--id", dead_letter_id, input="n\n")
+    assert result.exit_code != 0 and ids_in_parking(cli) == [dead_letter_id]
+
+    result = cli("purge", "--id", dead_letter_id, input="y\n")
+    assert result.exit_code == 0, result.output
+    assert ids_in_parking(cli) == []
+
+
+def test_several_ids_after_one_id_flag(cli, broker):
+    """CONTRACT.md writes `--id ID...`: `--id A B` names both, as `--id A --id B` does."""
+    first, second, kept = (broker.park(issued()) for _ in range(3))
+
+    result = cli("purge", "--id", first, second, "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert ids_in_parking(cli) == [kept]
+    assert cli("purge", kept, "--yes").exit_code != 0  # an id needs --id before it
+    assert ids_in_parking(cli) == [kept]
 
 
 def test_purge_of_an_unknown_id_changes_nothing(cli, broker):
@@ -111,7 +132,7 @@ def test_purge_at_a_terminal_asks_first_and_no_keeps_the_message(dlq_settings, c
     output = _purge_at_a_terminal(dlq_settings, ["--id", dead_letter_id], b"n\n")
 
     assert f"Purge 1 dead letter(s): {dead_letter_id}?" in output
-    assert "Aborted" in output
+    assert "not confirmed: nothing purged" in output
     assert ids_in_parking(cli) == [dead_letter_id]
 
 
