@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
+from pika.exceptions import AMQPConnectionError
+from sqlalchemy.exc import DBAPIError
 
 from shared.logs import configure_logging
+from shared.persistence.database import is_unavailable
+from shared.persistence.migrate import redact
 from shared.settings import Settings, SettingsError, load_settings
 
 
@@ -32,3 +39,20 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     lines = [fmt(headers), "  ".join("-" * w for w in widths)]
     lines.extend(fmt(r) for r in rows)
     return "\n".join(lines)
+
+
+@contextmanager
+def outages_as_errors(settings: Settings) -> Iterator[None]:
+    """A server that cannot be reached ends the command with one line naming it (and
+    exit 1), not a traceback an operator has to read at night."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if not is_unavailable(exc):
+            raise
+        first = str(exc.orig or exc).strip().splitlines()[0]
+        raise click.ClickException(
+            f"database unavailable at {redact(settings.database_url)} ({first})") from None
+    except AMQPConnectionError as exc:
+        raise click.ClickException(
+            f"broker unavailable at {redact(settings.amqp_url)} ({exc!r})") from None

@@ -7,7 +7,7 @@ import json
 import click
 
 from shared.bootstrap import bootstrap
-from shared.cli.common import settings_or_exit, table
+from shared.cli.common import outages_as_errors, settings_or_exit, table
 from shared.persistence import migrate as migrations
 from shared.services.sweep import sweep_all
 
@@ -23,17 +23,16 @@ def migrate(no_broker: bool) -> None:
     """Bring the schema up to date (creating the database if missing) and declare the
     broker topology. Both are idempotent."""
     settings = settings_or_exit()
-    if migrations.ensure_database(settings.sqlalchemy_url):
-        click.echo(f"created database {migrations.redact(settings.database_url)}")
-    migrations.upgrade(settings.sqlalchemy_url)
-    click.echo("schema up to date")
-    if not no_broker:
-        try:
+    with outages_as_errors(settings):
+        if migrations.ensure_database(settings.sqlalchemy_url):
+            click.echo(f"created database {migrations.redact(settings.database_url)}")
+        migrations.upgrade(settings.sqlalchemy_url)
+        click.echo("schema up to date")
+        if not no_broker:
             from shared.messaging.topology import declare_topology
-        except ImportError:  # the messaging layer is optional until it lands
-            return
-        declare_topology(settings)
-        click.echo(f"broker topology declared (namespace {settings.broker_namespace})")
+
+            declare_topology(settings)
+            click.echo(f"broker topology declared (namespace {settings.broker_namespace})")
 
 
 @click.command()
@@ -42,9 +41,11 @@ def migrate(no_broker: bool) -> None:
 def cleanup(dry_run: bool, as_json: bool) -> None:
     """Restore and delete every expired token now. Safe while workers run, in several
     copies at once: each token is restored once."""
-    container = bootstrap(settings_or_exit())
+    settings = settings_or_exit()
+    container = bootstrap(settings)
     try:
-        restored = sweep_all(container.deps, dry_run=dry_run)
+        with outages_as_errors(settings):
+            restored = sweep_all(container.deps, dry_run=dry_run)
     finally:
         container.close()
     total = sum(r.points for r in restored)

@@ -261,3 +261,24 @@ def test_jwt_prints_a_token_signed_with_the_secret(settings, scratch):
     principal = jwt_tokens.decode(TEST_JWT_SECRET, result.stdout.strip())
     assert principal.sub.startswith("ops-")
     assert principal.roles == frozenset({"merchant", "admin"})
+
+
+NOWHERE_DB = "postgresql://postgres@127.0.0.1:1/nowhere"
+
+
+@pytest.mark.parametrize("args", [["cleanup"], ["cleanup", "--dry-run"], ["migrate"]])
+def test_a_database_that_cannot_be_reached_is_one_line_not_a_traceback(settings, args):
+    result = run_cli(settings, NOWHERE_DB, *args)
+    assert result.exit_code == 1
+    assert "database unavailable at postgresql://postgres@127.0.0.1:1/nowhere" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_migrate_with_the_broker_away_says_so_after_the_schema(settings, scratch):
+    env = service_env(settings, DATABASE_URL=scratch, LOG_LEVEL="INFO",
+                      AMQP_URL="amqp://guest:guest@127.0.0.1:1/%2F")
+    result = CliRunner().invoke(main, ["migrate"], env=env)
+    assert result.exit_code == 1
+    assert "schema up to date" in result.output
+    assert "broker unavailable at amqp://guest:***@127.0.0.1:1/%2F" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
