@@ -11,6 +11,7 @@ import jwt
 
 ROLES = ("user", "merchant", "admin")
 LEEWAY_SECONDS = 10  # tolerate small clock drift between the issuer and us
+MAX_SUB_LENGTH = 200  # a user id: the accounts' column
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ def _verify(secret: str, token: str) -> tuple[Principal, float]:
         raise InvalidToken(str(exc)) from exc
     sub = claims.get("sub")
     roles = claims.get("roles", ["user"])
-    if not isinstance(sub, str) or not sub or len(sub) > 200:
+    if not isinstance(sub, str) or not sub or len(sub) > MAX_SUB_LENGTH:
         raise InvalidToken("sub must be a non-empty string")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise InvalidToken("roles must be a list of strings")

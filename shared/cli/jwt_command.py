@@ -20,6 +20,10 @@ def register(group: click.Group) -> None:
               help="Lifetime in seconds.")
 def jwt(sub: str, roles: tuple[str, ...], ttl: int) -> None:
     """Print a bearer token signed with JWT_SECRET."""
+    if not sub or len(sub) > jwt_tokens.MAX_SUB_LENGTH:
+        # The API refuses such a token (401): better said now than printed.
+        raise click.BadParameter(
+            f"must be 1 to {jwt_tokens.MAX_SUB_LENGTH} characters", param_hint="--sub")
     settings = settings_or_exit()
     assert settings.jwt_secret
     click.echo(jwt_tokens.encode(settings.jwt_secret, sub, list(roles) or ["user"], ttl))

@@ -263,6 +263,13 @@ def test_jwt_prints_a_token_signed_with_the_secret(settings, scratch):
     assert principal.roles == frozenset({"merchant", "admin"})
 
 
+@pytest.mark.parametrize("sub", ["", "u" * 201])
+def test_jwt_refuses_a_subject_the_api_would_refuse(settings, scratch, sub):
+    result = run_cli(settings, scratch, "jwt", "--sub", sub)
+    assert result.exit_code == 2 and "--sub" in result.output
+    assert result.stdout.count(".") < 2  # no token printed
+
+
 NOWHERE_DB = "postgresql://postgres@127.0.0.1:1/nowhere"
 
 
