@@ -21,6 +21,24 @@ from tests.support.service_env import service_env
 EXE = Path(sys.executable).with_name("exchange-tokens")
 
 
+def replay_stopped_by(stop: int, env: dict[str, str], broker, probe: str, after: int) -> int:
+    """Run `dlq replay --all --rate 5`, send ``stop`` once ``after`` copies reached the
+    probe; the exit status."""
+    process = subprocess.Popen([str(EXE), "dlq", "replay", "--all", "--rate", "5"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while broker.depth(probe) < after:
+            assert time.monotonic() < deadline and process.poll() is None, "no replay happened"
+            time.sleep(0.02)
+        process.send_signal(stop)
+        return process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def test_a_replay_killed_half_way_loses_nothing(dlq_settings, broker, topology, deps):
     events = [issued() for _ in range(10)]
     for e in events:
@@ -30,19 +48,7 @@ def test_a_replay_killed_half_way_loses_nothing(dlq_settings, broker, topology, 
     env = service_env(dlq_settings, inherit=True, USER=actor)
 
     # When the console is killed while replaying at 5 a second
-    process = subprocess.Popen([str(EXE), "dlq", "replay", "--all", "--rate", "5"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while broker.depth(probe) < 3:
-            assert time.monotonic() < deadline and process.poll() is None, "no replay happened"
-            time.sleep(0.02)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    replay_stopped_by(signal.SIGKILL, env, broker, probe, after=3)
 
     # Then the broker requeues what it held, and every event is somewhere
     deadline = time.monotonic() + 10
@@ -86,19 +92,7 @@ def test_a_replay_stopped_half_way_records_what_it_did(dlq_settings, broker, top
     probe = broker.probe(topology.names.events_exchange, "TokenIssued")
     actor = f"stop-{uuid.uuid4().hex[:6]}"
     env = service_env(dlq_settings, inherit=True, USER=actor)
-    process = subprocess.Popen([str(EXE), "dlq", "replay", "--all", "--rate", "5"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while broker.depth(probe) < 2:
-            assert time.monotonic() < deadline and process.poll() is None, "no replay happened"
-            time.sleep(0.02)
-        process.send_signal(stop)
-        assert process.wait(timeout=10) != 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    assert replay_stopped_by(stop, env, broker, probe, after=2) != 0
     replayed = {json.loads(body)["event_id"] for _, body in broker.drain(probe)}
     with deps.session_factory() as session:
         (row,) = session.execute(select(DlqAudit).where(DlqAudit.actor == actor)).scalars()
