@@ -31,6 +31,7 @@ def redeem(deps: Deps, code: str, merchant_id: str) -> TokenView:
     restored: list[Restored] = []
     refusal: DomainError | None = None
     past_expiry = None
+    owner: str | None = None  # whose expired tokens this validation sweeps
     with unit_of_work(deps.session_factory) as session:
         now = deps.clock.now()
         row = session.execute(
@@ -57,7 +58,12 @@ def redeem(deps: Deps, code: str, merchant_id: str) -> TokenView:
                 refusal = refund_of(session, LedgerEntry.token_code == code) or TokenNotFound(
                     "no token has this code"
                 )
-                owner = None
+                # A restored token's owner is still known (its refund row): validating its
+                # code sweeps that owner's expired tokens, as for any other known code.
+                owner = session.execute(
+                    select(LedgerEntry.user_id).where(LedgerEntry.kind == "refund",
+                                                      LedgerEntry.token_code == code)
+                ).scalar() if not isinstance(refusal, TokenNotFound) else None
             elif existing.status == "redeemed":
                 refusal = TokenAlreadyRedeemed("this token was already redeemed")
                 owner = existing.user_id

@@ -186,6 +186,23 @@ def test_issue_sweeps_the_users_expired_tokens_even_when_refused(fixed_deps, clo
     assert services.balance(deps, user) == 10  # the sweep committed despite the refusal
 
 
+def test_redeeming_a_restored_tokens_code_sweeps_its_owner_too(fixed_deps, clock, user,
+                                                               merchant):
+    """Validating a code sweeps its owner's expired tokens, also when the code is that of
+    a token already restored (its owner is known from the refund); it did not, and the
+    ledger state machine found the difference."""
+    services.credit(fixed_deps, user, 10)
+    cancelled = services.issue(fixed_deps, user, 2).token
+    services.cancel(fixed_deps, user, cancelled.id)
+    expired = services.issue(fixed_deps, user, 3).token
+    clock.advance(181)
+    with pytest.raises(TokenExpired) as gone:
+        services.redeem(fixed_deps, cancelled.code, merchant)
+    assert gone.value.details == {"points_restored": 2, "reason": "cancelled"}
+    assert services.balance(fixed_deps, user) == 10  # the expired one came back with it
+    assert services.expire(fixed_deps, expired.id).restored is None  # restored once
+
+
 def test_too_many_active_tokens(container, user):
     from dataclasses import replace
 
