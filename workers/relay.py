@@ -16,8 +16,8 @@ never a loss (the consumers are idempotent). A row whose message is nacked or re
 (routes to no queue) stays unsent and is tried again after a backoff that doubles with
 its attempts, from 0.2 s to at most 30 s (migration 0007): rows the broker keeps refusing
 never hold the head of the line, so one undeliverable event type (a binding missing)
-does not stop the others. ``relay_failed_total`` and the row's ``attempts`` say so. The relay polls
-every 100 ms when idle, at once after a full batch. It does not LISTEN: a NOTIFY in the
+does not stop the others. ``relay_failed_total`` and the row's ``attempts`` say so. The
+relay polls every 100 ms when idle, at once after a full batch. It does not LISTEN: a NOTIFY in the
 transactions that write the outbox serialised their commits (migration 0005).
 """
 

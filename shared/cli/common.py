@@ -42,17 +42,20 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 @contextmanager
-def outages_as_errors(settings: Settings) -> Iterator[None]:
-    """A server that cannot be reached ends the command with one line naming it (and
-    exit 1), not a traceback an operator has to read at night."""
+def outages_as_errors(settings: Settings, error: type[click.ClickException] = click.ClickException,
+                      outcome: str = "") -> Iterator[None]:
+    """A server that cannot be reached ends the command with one line naming it (raised
+    as ``error``, whose exit code it carries; ``outcome`` says what that means for the
+    command), not a traceback an operator has to read at night."""
+    tail = f"; {outcome}" if outcome else ""
     try:
         yield
     except DBAPIError as exc:
         if not is_unavailable(exc):
             raise
         first = str(exc.orig or exc).strip().splitlines()[0]
-        raise click.ClickException(
-            f"database unavailable at {redact(settings.database_url)} ({first})") from None
+        raise error(f"database unavailable at {redact(settings.database_url)} "
+                    f"({first}){tail}") from None
     except AMQPConnectionError as exc:
-        raise click.ClickException(
-            f"broker unavailable at {redact(settings.amqp_url)} ({exc!r})") from None
+        raise error(f"broker unavailable at {redact(settings.amqp_url)} ({exc!r}){tail}"
+                    ) from None

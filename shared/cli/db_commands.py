@@ -8,6 +8,7 @@ import click
 
 from shared.bootstrap import bootstrap
 from shared.cli.common import outages_as_errors, settings_or_exit, table
+from shared.messaging.topology import declare_topology
 from shared.persistence import migrate as migrations
 from shared.services.sweep import sweep_all
 
@@ -29,8 +30,6 @@ def migrate(no_broker: bool) -> None:
         migrations.upgrade(settings.sqlalchemy_url)
         click.echo("schema up to date")
         if not no_broker:
-            from shared.messaging.topology import declare_topology
-
             declare_topology(settings)
             click.echo(f"broker topology declared (namespace {settings.broker_namespace})")
 

@@ -6,11 +6,9 @@ import json
 from typing import Any
 
 import click
-from sqlalchemy.exc import DBAPIError
 
 from shared.bootstrap import bootstrap
-from shared.cli.common import settings_or_exit, table
-from shared.persistence.database import is_unavailable
+from shared.cli.common import outages_as_errors, settings_or_exit, table
 from shared.services.reconcile import (
     DEFAULT_GRACE_SECONDS,
     Problem,
@@ -21,7 +19,9 @@ from shared.services.reconcile import (
     reconcile as check_books,
 )
 
-DATABASE_UNAVAILABLE = 2  # exit code: 1 means "the books have problems"
+
+class NothingChecked(click.ClickException):
+    exit_code = 2  # 1 means "the books have problems"
 
 
 def register(group: click.Group) -> None:
@@ -42,17 +42,13 @@ def reconcile(fix: bool, as_json: bool, grace: float) -> None:
     Exit code 0 when clean, 1 with a report of each problem (account, token, what is
     wrong) when not, 2 when the database cannot be reached (nothing checked). Read-only
     unless --fix. Safe while the system runs."""
-    container = bootstrap(settings_or_exit())
+    settings = settings_or_exit()
+    container = bootstrap(settings)
     try:
-        report = (reconcile_and_fix if fix else check_books)(container.deps, grace)
-    except DBAPIError as exc:
-        if not is_unavailable(exc):
-            raise
         # Not "problems found": a cron job or an alert must tell broken books from an
         # outage, so neither a traceback nor exit 1.
-        click.echo(f"Error: database unavailable ({str(exc.orig).strip().splitlines()[0]});"
-                   " nothing was checked", err=True)
-        raise SystemExit(DATABASE_UNAVAILABLE) from None
+        with outages_as_errors(settings, NothingChecked, "nothing was checked"):
+            report = (reconcile_and_fix if fix else check_books)(container.deps, grace)
     finally:
         container.close()
     click.echo(json.dumps(as_dict(report, fix)) if as_json else as_text(report, fix))

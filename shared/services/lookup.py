@@ -11,16 +11,24 @@ from shared.errors import DomainError, TokenAlreadyRedeemed, TokenExpired
 from shared.persistence.tables import LedgerEntry, Token
 
 
-def refund_of(session: Session, condition: ColumnElement[bool]) -> TokenExpired | None:
-    """The 410 for a token that was restored (expired or cancelled), if it was."""
+def refund_and_owner(
+    session: Session, condition: ColumnElement[bool]
+) -> tuple[TokenExpired, str] | None:
+    """The 410 for a token that was restored (expired or cancelled), and whose it was."""
     row = session.execute(
-        select(LedgerEntry.amount, LedgerEntry.reason).where(
+        select(LedgerEntry.amount, LedgerEntry.reason, LedgerEntry.user_id).where(
             LedgerEntry.kind == "refund", condition
         )
     ).first()
     if row is None:
         return None
-    return gone(row.amount, row.reason)
+    return gone(row.amount, row.reason), row.user_id
+
+
+def refund_of(session: Session, condition: ColumnElement[bool]) -> TokenExpired | None:
+    """The 410 for a token that was restored (expired or cancelled), if it was."""
+    found = refund_and_owner(session, condition)
+    return found[0] if found else None
 
 
 def refund_of_token(session: Session, token_id: uuid.UUID, user_id: str | None) -> TokenExpired | None:

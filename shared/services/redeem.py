@@ -12,7 +12,7 @@ from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.outbox import record_events
 from shared.persistence.tables import LedgerEntry, Token
 from shared.services.deps import Deps
-from shared.services.lookup import gone, refund_of, settled_fate
+from shared.services.lookup import gone, refund_and_owner, settled_fate
 from shared.services.restore import EXPIRED, expired_condition, log_restored, restore_tokens
 from shared.services.views import Restored, TokenView
 
@@ -55,15 +55,10 @@ def redeem(deps: Deps, code: str, merchant_id: str) -> TokenView:
                 .where(Token.code == code)
             ).first()
             if existing is None:
-                refusal = refund_of(session, LedgerEntry.token_code == code) or TokenNotFound(
-                    "no token has this code"
-                )
                 # A restored token's owner is still known (its refund row): validating its
                 # code sweeps that owner's expired tokens, as for any other known code.
-                owner = session.execute(
-                    select(LedgerEntry.user_id).where(LedgerEntry.kind == "refund",
-                                                      LedgerEntry.token_code == code)
-                ).scalar() if not isinstance(refusal, TokenNotFound) else None
+                found = refund_and_owner(session, LedgerEntry.token_code == code)
+                refusal, owner = found or (TokenNotFound("no token has this code"), None)
             elif existing.status == "redeemed":
                 refusal = TokenAlreadyRedeemed("this token was already redeemed")
                 owner = existing.user_id

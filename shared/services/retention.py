@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import ColumnElement, delete, func, select, tuple_
 
 from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.tables import IdempotencyKey, OutboxMessage, RedeemFailures
@@ -33,54 +34,32 @@ class Pruned:
 
 
 @retry_transaction()
-def _prune_outbox(deps: Deps, keep: timedelta, batch: int) -> int:
+def _prune_batch(deps: Deps, table: Any, condition: ColumnElement[bool], batch: int) -> int:
+    """Delete at most ``batch`` rows of ``table`` matching ``condition``, in one short
+    transaction. SKIP LOCKED: rows another pruner holds are its own; the rows we locked
+    go in one DELETE by primary key."""
+    pk = list(table.__table__.primary_key.columns)
     with unit_of_work(deps.session_factory) as session:
-        old = (
-            select(OutboxMessage.id)
-            .where(OutboxMessage.published_at < deps.clock.now() - keep)  # NULL: unsent, kept
-            .order_by(OutboxMessage.id)
-            .limit(batch)
-            .with_for_update(skip_locked=True)
-        )
-        ids = session.execute(old).scalars().all()
-        if ids:
-            session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids)))
-        session.commit()
-        return len(ids)
-
-
-@retry_transaction()
-def _prune_keys(deps: Deps, batch: int) -> int:
-    with unit_of_work(deps.session_factory) as session:
-        old = (
-            select(IdempotencyKey.caller, IdempotencyKey.endpoint, IdempotencyKey.key)
-            .where(IdempotencyKey.created_at < deps.clock.now() - IDEMPOTENCY_WINDOW)
-            .limit(batch)
-            .with_for_update(skip_locked=True)
-        )
-        rows = session.execute(old).all()
-        if rows:  # the rows are locked by us: one DELETE takes them all
-            pk = tuple_(IdempotencyKey.caller, IdempotencyKey.endpoint, IdempotencyKey.key)
-            session.execute(delete(IdempotencyKey).where(pk.in_([tuple(r) for r in rows])))
-        session.commit()
-        return len(rows)
-
-
-@retry_transaction()
-def _prune_redeem_windows(deps: Deps, batch: int) -> int:
-    with unit_of_work(deps.session_factory) as session:
-        old = (
-            select(RedeemFailures.merchant_id, RedeemFailures.window_start)
-            .where(RedeemFailures.window_start < func.date_trunc("minute", deps.clock.now()))
-            .limit(batch)
-            .with_for_update(skip_locked=True)
-        )
+        old = (select(*pk).where(condition).order_by(*pk).limit(batch)
+               .with_for_update(skip_locked=True))
         rows = session.execute(old).all()
         if rows:
-            pk = tuple_(RedeemFailures.merchant_id, RedeemFailures.window_start)
-            session.execute(delete(RedeemFailures).where(pk.in_([tuple(r) for r in rows])))
+            key = pk[0] if len(pk) == 1 else tuple_(*pk)
+            values = [r[0] for r in rows] if len(pk) == 1 else [tuple(r) for r in rows]
+            session.execute(delete(table).where(key.in_(values)))
         session.commit()
         return len(rows)
+
+
+def _prune_all(deps: Deps, table: Any, condition: ColumnElement[bool], batch: int,
+               max_batches: int) -> int:
+    total = 0
+    for _ in range(max_batches):
+        n = _prune_batch(deps, table, condition, batch)
+        total += n
+        if n < batch:
+            break
+    return total
 
 
 def prune(deps: Deps, *, outbox_keep: timedelta = OUTBOX_KEEP, batch: int = 5000,
@@ -88,20 +67,15 @@ def prune(deps: Deps, *, outbox_keep: timedelta = OUTBOX_KEEP, batch: int = 5000
     """Delete published outbox rows older than ``outbox_keep``, idempotency keys past
     their 24 h window and past redeem failure windows, at most ``batch`` × ``max_batches``
     of each per call."""
-    outbox = keys = windows = 0
-    for _ in range(max_batches):
-        n = _prune_outbox(deps, outbox_keep, batch)
-        outbox += n
-        if n < batch:
-            break
-    for _ in range(max_batches):
-        n = _prune_keys(deps, batch)
-        keys += n
-        if n < batch:
-            break
-    for _ in range(max_batches):
-        n = _prune_redeem_windows(deps, batch)
-        windows += n
-        if n < batch:
-            break
-    return Pruned(outbox=outbox, idempotency_keys=keys, redeem_windows=windows)
+    now = deps.clock.now()
+    return Pruned(
+        # NULL published_at (unsent) is never older than anything: kept.
+        outbox=_prune_all(deps, OutboxMessage, OutboxMessage.published_at < now - outbox_keep,
+                          batch, max_batches),
+        idempotency_keys=_prune_all(
+            deps, IdempotencyKey, IdempotencyKey.created_at < now - IDEMPOTENCY_WINDOW,
+            batch, max_batches),
+        redeem_windows=_prune_all(
+            deps, RedeemFailures, RedeemFailures.window_start < func.date_trunc("minute", now),
+            batch, max_batches),
+    )

@@ -21,6 +21,17 @@ from tests.support.service_env import service_env
 EXE = Path(sys.executable).with_name("exchange-tokens")
 
 
+def parked_for_replay(dlq_settings, broker, topology, n: int):  # type: ignore[no-untyped-def]
+    """``n`` TokenIssued parked, a probe queue their replayed copies reach, and the
+    console's environment with an actor of its own: (events, probe, actor, env)."""
+    events = [issued() for _ in range(n)]
+    for e in events:
+        broker.park(e)
+    probe = broker.probe(topology.names.events_exchange, "TokenIssued")
+    actor = f"replayer-{uuid.uuid4().hex[:6]}"
+    return events, probe, actor, service_env(dlq_settings, inherit=True, USER=actor)
+
+
 def replay_stopped_by(stop: int, env: dict[str, str], broker, probe: str, after: int) -> int:
     """Run `dlq replay --all --rate 5`, send ``stop`` once ``after`` copies reached the
     probe; the exit status."""
@@ -40,12 +51,7 @@ def replay_stopped_by(stop: int, env: dict[str, str], broker, probe: str, after:
 
 
 def test_a_replay_killed_half_way_loses_nothing(dlq_settings, broker, topology, deps):
-    events = [issued() for _ in range(10)]
-    for e in events:
-        broker.park(e)
-    probe = broker.probe(topology.names.events_exchange, "TokenIssued")
-    actor = f"crash-{uuid.uuid4().hex[:6]}"
-    env = service_env(dlq_settings, inherit=True, USER=actor)
+    events, probe, actor, env = parked_for_replay(dlq_settings, broker, topology, 10)
 
     # When the console is killed while replaying at 5 a second
     replay_stopped_by(signal.SIGKILL, env, broker, probe, after=3)
@@ -86,12 +92,7 @@ def test_a_replay_stopped_half_way_records_what_it_did(dlq_settings, broker, top
                                                        stop):
     """Ctrl-C or SIGTERM (unlike kill -9) lets the console finish its audit row: status
     interrupted, with each id it acted on (it stayed 'started' with no outcome)."""
-    events = [issued() for _ in range(8)]
-    for e in events:
-        broker.park(e)
-    probe = broker.probe(topology.names.events_exchange, "TokenIssued")
-    actor = f"stop-{uuid.uuid4().hex[:6]}"
-    env = service_env(dlq_settings, inherit=True, USER=actor)
+    _, probe, actor, env = parked_for_replay(dlq_settings, broker, topology, 8)
     assert replay_stopped_by(stop, env, broker, probe, after=2) != 0
     replayed = {json.loads(body)["event_id"] for _, body in broker.drain(probe)}
     with deps.session_factory() as session:
