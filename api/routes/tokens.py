@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from spectree import SpecTree
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import MethodNotAllowed
@@ -31,13 +31,33 @@ from shared.services.issue import issue_in, log_issued
 from shared.services.restore import log_restored
 
 # Paths of their own routes: with another method they must answer 405, not fall through to
-# the token routes as an id that names no token.
-_OTHER_ROUTES = {"redeem": ["POST"], "status": ["GET"]}
+# the token routes as an id that names no token; and their Allow header names their own
+# methods only.
+_OTHER_ROUTES = {"redeem": ["OPTIONS", "POST"], "status": ["GET", "HEAD", "OPTIONS"]}
+_PREFIX = "/api/exchange-tokens/"
 
 
 def _not_another_route(raw: str) -> None:
     if raw in _OTHER_ROUTES:
         raise MethodNotAllowed(valid_methods=_OTHER_ROUTES[raw])
+
+
+def _own_route_methods() -> Response | None:
+    """Before any view: PUT or PATCH on ``/redeem/`` or ``/status/`` (no route takes
+    them) gets werkzeug's 405, whose Allow lists the methods of every route the path fits,
+    the token route's GET and DELETE included; OPTIONS answers the same list. Both name
+    the path's own methods instead."""
+    path = request.path
+    if not path.startswith(_PREFIX):
+        return None
+    methods = _OTHER_ROUTES.get(path[len(_PREFIX):].rstrip("/"))
+    if methods is None:
+        return None
+    if isinstance(request.routing_exception, MethodNotAllowed):
+        raise MethodNotAllowed(valid_methods=methods)
+    if request.method == "OPTIONS":
+        return current_app.response_class(status=200, headers={"Allow": ", ".join(methods)})
+    return None
 
 
 def _token_id(raw: str) -> uuid.UUID:
@@ -50,6 +70,7 @@ def _token_id(raw: str) -> uuid.UUID:
 
 def blueprint(spec: SpecTree) -> Blueprint:  # noqa: C901 - one nested view per route
     bp = Blueprint("tokens", __name__)
+    bp.before_app_request(_own_route_methods)
 
     @bp.post("/api/exchange-tokens/")
     @documented(spec, (201, Issued), 400, 409, 422, tags=("tokens",), json=IssueRequest,

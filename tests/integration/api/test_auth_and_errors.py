@@ -78,13 +78,18 @@ def test_a_wrong_method_is_405_in_json(client):
 
 
 def test_a_wrong_method_on_redeem_or_status_is_405_not_a_token_lookup(client):
-    # These paths also fit /api/exchange-tokens/<id>: they must not be read as a token id.
-    for method, path, allowed in (("get", "/api/exchange-tokens/redeem/", "POST"),
-                                  ("delete", "/api/exchange-tokens/redeem/", "POST"),
-                                  ("delete", "/api/exchange-tokens/status/", "GET")):
-        r = getattr(client, method)(path)
-        assert_error(r, 405, "method_not_allowed")
-        assert allowed in r.headers["Allow"]
+    # These paths also fit /api/exchange-tokens/<id>: they must not be read as a token id,
+    # and their Allow header names their own methods, not the token route's GET and DELETE.
+    own = {"redeem": {"POST", "OPTIONS"}, "status": {"GET", "HEAD", "OPTIONS"}}
+    for name, methods in own.items():
+        for path in (f"/api/exchange-tokens/{name}/", f"/api/exchange-tokens/{name}"):
+            for method in {"GET", "POST", "PUT", "PATCH", "DELETE"} - methods:
+                r = client.open(path, method=method)
+                assert_error(r, 405, "method_not_allowed")
+                assert set(r.headers["Allow"].split(", ")) == methods, (method, path)
+            r = client.options(path)
+            assert r.status_code == 200
+            assert set(r.headers["Allow"].split(", ")) == methods, path
 
 
 def test_an_unexpected_exception_is_a_500_without_stack_and_is_logged(app, client, auth,
