@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from shared.bootstrap import Container
+from shared.bootstrap import Container, bootstrap
 from shared.messaging.failures import RETRY_DELAYS_SECONDS
 from shared.messaging.topology import Topology, declare_topology
+from shared.settings import Settings
 from workers.audit import Audit
 from workers.consumer import ConsumerLoop, ConsumerOptions, Role
 from workers.exchange_requests import ExchangeRequests
@@ -31,6 +32,19 @@ log = logging.getLogger("exchange_tokens.worker")
 
 ROLES = ("relay", "schedule-expiry", "expire", "exchange-requests", "audit", "sweep")
 STOP_TIMEOUT_SECONDS = 8.0
+
+
+def worker_container(settings: Settings) -> Container:
+    """What ``exchange-tokens worker`` runs on: a pool for its threads, and every round
+    trip to PostgreSQL bounded, as the API's (shared/persistence/database.py,
+    ``wait_for_server``). A server that hangs (stopped, or a stalled network that still
+    acknowledges) applies no statement timeout and trips no TCP keepalive: unbounded, a
+    role waited on it for ever, held its messages unacknowledged, and the worker could
+    not stop. Bounded, the wait ends after the statement timeout plus a margin as an
+    outage: the role pauses without spending a message's attempts. Every statement of a
+    worker runs under that statement timeout already; only the reconciliation (a command
+    of its own) turns it off."""
+    return bootstrap(settings, pool_size=8, bound_server_waits=True)
 
 
 @dataclass

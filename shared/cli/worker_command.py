@@ -11,7 +11,6 @@ import time
 
 import click
 
-from shared.bootstrap import bootstrap
 from shared.cli.common import settings_or_exit
 
 log = logging.getLogger("exchange_tokens.cli")
@@ -35,12 +34,12 @@ def worker(roles: tuple[str, ...], metrics_port: int | None) -> None:
     requests, audit log and the periodic sweep. Several workers may run at once.
     SIGTERM or SIGINT stops it cleanly (in-flight messages finished and acked)."""
     from workers import metrics
-    from workers.worker import Worker, WorkerOptions
+    from workers.worker import Worker, WorkerOptions, worker_container
 
     settings = settings_or_exit()
     port = settings.worker_metrics_port if metrics_port is None else metrics_port
     metrics.serve(port)
-    container = bootstrap(settings, pool_size=8)
+    container = worker_container(settings)
     try:
         status = Worker(container, WorkerOptions(roles=roles or ROLE_NAMES)).run_until_signalled()
     finally:

@@ -54,12 +54,13 @@ def make_engine(
 
     ``statement_timeout`` is the server's: a server that hangs (stopped, or behind a
     network that still acknowledges every byte) never applies it, and TCP keepalives see
-    nothing wrong. With ``bound_server_waits`` (the API's engine) the client gives up too,
-    ``HUNG_SERVER_MARGIN_S`` after the statement timeout: each round trip of a statement,
-    a BEGIN, a COMMIT or a rollback fails with an OperationalError and its connection is
-    closed, so the pool discards it and the API answers 503 (:func:`wait_for_server`).
-    Unbounded engines (the workers': the reconciliation turns statement_timeout off for
-    its long statements) wait for the server as long as it takes.
+    nothing wrong. With ``bound_server_waits`` (the API's and the worker's engines) the
+    client gives up too, ``HUNG_SERVER_MARGIN_S`` after the statement timeout: each round
+    trip of a statement, a BEGIN, a COMMIT or a rollback fails with an OperationalError
+    and its connection is closed, so the pool discards it, the API answers 503 and a
+    worker's role pauses as for an outage (:func:`wait_for_server`). Unbounded engines
+    (the commands': the reconciliation turns statement_timeout off for its long
+    statements) wait for the server as long as it takes.
     """
     connect_args: dict[str, Any] = {
         "connect_timeout": connect_timeout_s,
@@ -77,10 +78,10 @@ def make_engine(
         "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
     }
     if bound_server_waits:
-        # psycopg2's wait callback is one per process: installed by the API's engine, it
-        # serves every connection of that process (an unbounded one waits as long as the
-        # server takes). Workers, CLIs and the benchmark's plain-SQL baselines keep
-        # libpq's own blocking wait.
+        # psycopg2's wait callback is one per process: installed by the API's or the
+        # worker's engine, it serves every connection of that process (an unbounded one
+        # waits as long as the server takes). The other commands and the benchmark's
+        # plain-SQL baselines keep libpq's own blocking wait.
         pg.set_wait_callback(wait_for_server)
         bound_s = statement_timeout_ms / 1000 + HUNG_SERVER_MARGIN_S
         connect_args["connection_factory"] = type(

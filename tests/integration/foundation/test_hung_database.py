@@ -95,7 +95,7 @@ def test_a_slow_server_cancels_the_statement_itself_before_the_bound(proxy, sett
 
 
 def test_an_unbounded_engine_waits_for_a_long_statement(proxy, settings):
-    # The workers' engines: the reconciliation turns statement_timeout off for its long
+    # The commands' engines: the reconciliation turns statement_timeout off for its long
     # statements, which no client-side bound may cut. Connecting stays bounded.
     engine = engine_through(proxy, settings, bounded=False)
     try:

@@ -18,7 +18,7 @@ from shared.messaging.topology import delay_routing_key
 from tests.integration.workers.conftest import wait_until
 from tests.support.tcp_proxy import TcpProxy
 from workers import metrics
-from workers.worker import Worker, WorkerOptions
+from workers.worker import STOP_TIMEOUT_SECONDS, Worker, WorkerOptions, worker_container
 
 SHORT_RETRIES = (0.2, 0.2, 0.2, 0.2)
 
@@ -167,6 +167,56 @@ def test_a_database_outage_pauses_the_consumer_without_burning_attempts(
         assert metrics.RETRIES.labels("exchange-requests")._value.get() == retries_before
     finally:
         worker.stop()
+        proxied.close()
+
+
+def test_a_hung_database_holds_a_worker_no_longer_than_its_bound(
+    settings, container, topology, broker, database_proxy
+):
+    """A database that hangs (stopped, or a network that stalls but still acknowledges)
+    answers nothing and closes nothing: no statement timeout, no keepalive fires. The
+    worker's engine gives up after the statement timeout plus a margin, so the role is
+    not held for ever with its messages unacknowledged, the worker stops in time, and no
+    attempt is spent on the outage."""
+    proxied = worker_container(settings.model_copy(
+        update={"database_url": database_proxy.url_for(settings.sqlalchemy_url)}))
+    worker = Worker(proxied, WorkerOptions(roles=["exchange-requests"],
+                                           retry_delays=SHORT_RETRIES))
+    worker.start(topology)
+    stopped = False
+    try:
+        # Given a worker that handled a message through the proxy (a pooled connection)
+        first = redeemed_event(f"user-{uuid.uuid4().hex[:8]}")
+        publish(broker, topology.names.events_exchange, "TokenRedeemed",
+                first.model_dump_json().encode(), str(first.event_id))
+        wait_until(lambda: request_exists(container.engine, first.token_id), timeout=30)
+        retries_before = metrics.RETRIES.labels("exchange-requests")._value.get()
+        # When the database hangs while the next message is being handled
+        database_proxy.freeze()
+        held = redeemed_event(f"user-{uuid.uuid4().hex[:8]}")
+        publish(broker, topology.names.events_exchange, "TokenRedeemed",
+                held.model_dump_json().encode(), str(held.event_id))
+        time.sleep(1)
+        # Then the worker still stops within its deadline (unbounded, the role waited on
+        # the hung server for ever), without spending an attempt...
+        started = time.monotonic()
+        assert worker.stop(), "a role was still waiting on the hung database"
+        stopped = True
+        assert time.monotonic() - started < STOP_TIMEOUT_SECONDS
+        assert metrics.RETRIES.labels("exchange-requests")._value.get() == retries_before
+        # ... and the message it held was given back: handled once the database answers.
+        database_proxy.thaw()
+        again = Worker(container, WorkerOptions(roles=["exchange-requests"],
+                                                retry_delays=SHORT_RETRIES))
+        again.start(topology)
+        try:
+            wait_until(lambda: request_exists(container.engine, held.token_id), timeout=30)
+        finally:
+            again.stop()
+    finally:
+        database_proxy.thaw()
+        if not stopped:
+            worker.stop()
         proxied.close()
 
 
