@@ -48,6 +48,12 @@ def _parking(settings: Settings) -> Iterator[ParkingQueue]:
         raise click.ClickException(
             f"unknown dead-letter id(s): {', '.join(exc.ids)} (see `dlq list`); nothing changed"
         ) from None
+    except console.ReplayTooLong as exc:
+        raise click.ClickException(
+            f"{exc}: longer than the broker lets a message wait for its acknowledgement "
+            f"(consumer_timeout, 30 min by default). Replay at most {exc.fits} at a time "
+            f"(--all --limit {exc.fits}, or fewer --id) or raise --rate; nothing changed"
+        ) from None
     except ChannelClosedByBroker as exc:
         if exc.reply_code != 404:
             raise

@@ -26,6 +26,12 @@ log = logging.getLogger("exchange_tokens.dlq")
 PURGED = "purged"
 ALL = "*"  # what the audit row records as the ids of ``--all``
 
+# A replay holds every message it moves, unacknowledged, on one channel until its turn.
+# RabbitMQ closes a channel whose oldest unacknowledged delivery is older than its
+# consumer_timeout (30 min by default; basic.get deliveries count), so a paced replay
+# that would take longer is refused before it starts: it would fail half-way.
+MAX_HOLD_SECONDS = 25 * 60
+
 
 class UnknownIds(LookupError):
     """Some requested ids are not in the parking queue; nothing was changed."""
@@ -33,6 +39,16 @@ class UnknownIds(LookupError):
     def __init__(self, ids: list[str]) -> None:
         super().__init__(", ".join(ids))
         self.ids = ids
+
+
+class ReplayTooLong(ValueError):
+    """At ``rate``, replaying ``count`` messages would hold them past the broker's consumer
+    timeout; nothing was changed. ``fits``: how many one replay at that rate may move."""
+
+    def __init__(self, count: int, rate: float) -> None:
+        self.count, self.rate = count, rate
+        self.fits = max(1, int(rate * MAX_HOLD_SECONDS))
+        super().__init__(f"{count} replays at {rate:g}/s take {count / rate / 60:.0f} min")
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,9 @@ def _audit_trail(
     except UnknownIds as exc:
         audit.finish(deps, trail.id, ids or [], {"status": "refused", "unknown_ids": exc.ids})
         raise
+    except ReplayTooLong as exc:
+        audit.finish(deps, trail.id, ids or [], {"status": "refused", "reason": str(exc)})
+        raise
     except BaseException as exc:  # Ctrl-C and SIGTERM too: what was done is recorded
         _finish_or_tell(deps, trail, _result(trail.outcomes, status="interrupted",
                                              error=repr(exc)))
@@ -174,11 +193,15 @@ def replay(
     """Replay the dead letters with these ids (``None``: every one present now, or the
     ``limit`` oldest of them).
 
-    Raises :class:`UnknownIds` before changing anything if an id is not there.
+    Raises :class:`UnknownIds` before changing anything if an id is not there, and
+    :class:`ReplayTooLong` if ``rate`` would stretch the replay past the broker's consumer
+    timeout (every message goes back, in place).
     """
     with _audit_trail(deps, actor, "replay", ids, dry_run) as trail:
         with queue.hold(limit if ids is None else None) as held:
             chosen = _choose(held, ids)
+            if not dry_run and rate and len(chosen) / rate > MAX_HOLD_SECONDS:
+                raise ReplayTooLong(len(chosen), rate)
             if dry_run:
                 letters = [p.letter for p in chosen]
             else:

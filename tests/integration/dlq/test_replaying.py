@@ -128,6 +128,31 @@ def test_rate_limits_replays_per_second(cli, broker):
     assert elapsed >= 0.4  # 5 replays at 10 per second: 4 intervals of 0.1 s at least
 
 
+def test_a_paced_replay_longer_than_the_brokers_ack_timeout_is_refused_before_it_starts(
+        cli, broker, topology, monkeypatch):
+    # Held unacknowledged past consumer_timeout, the channel would be closed half-way.
+    from shared.messaging import dead_letter_console
+
+    monkeypatch.setattr(dead_letter_console, "MAX_HOLD_SECONDS", 1.0)
+    parked = [broker.park(issued()) for _ in range(3)]
+    probe = broker.probe(topology.names.events_exchange, "TokenIssued")
+
+    result = cli("replay", "--all", "--rate", "2")  # 3 at 2/s: 1.5 s > 1 s
+
+    assert result.exit_code != 0
+    assert "Replay at most 2 at a time (--all --limit 2" in result.output
+    assert "nothing changed" in result.output
+    assert ids_in_parking(cli) == parked  # all back, in their order
+    assert broker.drain(probe) == []
+    history = cli("history", "--json")
+    assert '"refused"' in history.stdout
+
+    # Within the bound, the same replay goes ahead.
+    result = cli("replay", "--all", "--limit", "2", "--rate", "2")
+    assert result.exit_code == 0, result.output
+    assert ids_in_parking(cli) == parked[2:]
+
+
 def test_unknown_ids_are_refused_and_nothing_changes(cli, broker, topology):
     known = broker.park(issued())
     probe = broker.probe(topology.names.events_exchange, "TokenIssued")
