@@ -36,6 +36,9 @@ def create_app(settings: Settings, container: Container | None = None) -> Flask:
     # Both /path and /path/ reach the view directly: a redirect would turn a POST into a
     # second request that many clients do not repeat with its body.
     app.url_map.strict_slashes = False
+    # Nor for doubled slashes: werkzeug would answer a 308 to the merged path, in HTML. A
+    # path with one is a path we do not serve: a JSON 404.
+    app.url_map.merge_slashes = False
     # A request never waits on a hung database longer than the statement timeout plus a
     # margin: it answers 503 within 5 s (shared/persistence/database.py, wait_for_server).
     container = container or bootstrap(
@@ -44,10 +47,12 @@ def create_app(settings: Settings, container: Container | None = None) -> Flask:
     app.extensions["metrics"] = Metrics()
     app.extensions["verifier"] = TokenVerifier(settings.jwt_secret or "")
     app.extensions["readiness"] = Readiness(container.engine, settings.amqp_url)
+    # First: its request id, timer and declared-size check come before any other hook
+    # (tokens.py answers some 405s and OPTIONS from a hook of its own).
+    observability.install(app)
     spec = make_spec()
     for module in (accounts, tokens, exchange_requests, ops):
         app.register_blueprint(module.blueprint(spec))
     errors.register_error_handlers(app)
-    observability.install(app)
     spec.register(app)
     return app

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     redeem_failures_per_minute: int = Field(default=30, ge=1, le=100000)
     # API server (gunicorn): processes and threads per process; good defaults for 2 cores.
     web_concurrency: int = Field(default=2, ge=1, le=64)
-    web_threads: int = Field(default=6, ge=1, le=64)  # docs/api.md, "Serving": why 4
+    web_threads: int = Field(default=6, ge=1, le=64)  # docs/api.md, "Serving": why 6
     # Background roles.
     sweep_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
     sweep_batch_size: int = Field(default=500, ge=1, le=100000)

@@ -152,8 +152,8 @@ def _closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     trips of an issue. The pool then drops every connection older than this one and
     checks out a fresh one (SQLAlchemy's documented checkout-event protocol). A server
     that vanished without a word (a dead host) or hangs is noticed by the statement
-    itself: TCP keepalives and, on the API's engine, the client-side bound of
-    :func:`wait_for_server` bound that wait, as they bounded the ping's.
+    itself: TCP keepalives and, on the API's and the worker's engines, the client-side
+    bound of :func:`wait_for_server` bound that wait, as they bounded the ping's.
     """
     if dbapi_connection.closed:
         raise InvalidatePoolError("connection already closed")

@@ -92,6 +92,26 @@ def test_a_wrong_method_on_redeem_or_status_is_405_not_a_token_lookup(client):
             assert set(r.headers["Allow"].split(", ")) == methods, path
 
 
+def test_the_own_route_405_comes_after_the_request_set_up(client):
+    # A declared oversize body is refused first (413), whatever the method; the 405 carries
+    # the request id the client sent.
+    big = b"x" * (64 * 1024 + 1)
+    r = client.put("/api/exchange-tokens/redeem/", data=big)
+    assert_error(r, 413, "payload_too_large")
+    r = client.put("/api/exchange-tokens/status/", headers={"X-Request-ID": "trace-405"})
+    assert_error(r, 405, "method_not_allowed")
+    assert r.headers["X-Request-ID"] == "trace-405"
+
+
+def test_a_path_with_doubled_slashes_is_a_json_404_not_a_redirect(client, auth):
+    for method, path in (("post", "/api//exchange-tokens/"),
+                         ("put", "/api/exchange-tokens//redeem/"),
+                         ("get", "/api/exchange-tokens//status/"),
+                         ("options", "/api//exchange-tokens/status")):
+        r = getattr(client, method)(path, headers=auth("someone"))
+        assert_error(r, 404, "not_found")
+
+
 def test_an_unexpected_exception_is_a_500_without_stack_and_is_logged(app, client, auth,
                                                                       caplog, monkeypatch):
     from shared.services import queries
