@@ -34,19 +34,6 @@ ROLES = ("relay", "schedule-expiry", "expire", "exchange-requests", "audit", "sw
 STOP_TIMEOUT_SECONDS = 8.0
 
 
-def worker_container(settings: Settings) -> Container:
-    """What ``exchange-tokens worker`` runs on: a pool for its threads, and every round
-    trip to PostgreSQL bounded, as the API's (shared/persistence/database.py,
-    ``wait_for_server``). A server that hangs (stopped, or a stalled network that still
-    acknowledges) applies no statement timeout and trips no TCP keepalive: unbounded, a
-    role waited on it for ever, held its messages unacknowledged, and the worker could
-    not stop. Bounded, the wait ends after the statement timeout plus a margin as an
-    outage: the role pauses without spending a message's attempts. Every statement of a
-    worker runs under that statement timeout already; only the reconciliation (a command
-    of its own) turns it off."""
-    return bootstrap(settings, pool_size=8, bound_server_waits=True)
-
-
 @dataclass
 class WorkerOptions:
     roles: Sequence[str] = ROLES
@@ -64,6 +51,32 @@ class WorkerOptions:
     # 1,000), 0.44x -> 0.62x a raw pipelined publish loop in the same run.
     relay_batch: int = 1000
     relays: int = 2
+
+
+def worker_container(settings: Settings) -> Container:
+    """What ``exchange-tokens worker`` runs on: a pool for its threads, and every round
+    trip to PostgreSQL bounded, as the API's (shared/persistence/database.py,
+    ``wait_for_server``). A server that hangs (stopped, or a stalled network that still
+    acknowledges) applies no statement timeout and trips no TCP keepalive: unbounded, a
+    role waited on it for ever, held its messages unacknowledged, and the worker could
+    not stop. Bounded, the wait ends after the statement timeout plus a margin as an
+    outage: the role pauses without spending a message's attempts. Every statement of a
+    worker runs under that statement timeout already; only the reconciliation (a command
+    of its own) turns it off.
+
+    The pool holds as many connections as every role can use at once
+    (:func:`connections_at_once`): past the pool, SQLAlchemy's overflow connections are
+    closed when given back, a new server process per use."""
+    return bootstrap(settings, pool_size=connections_at_once(WorkerOptions()),
+                     bound_server_waits=True)
+
+
+def connections_at_once(options: WorkerOptions) -> int:
+    """Database connections the roles can hold together: two per relay (it claims its next
+    batch while the last one's confirms are awaited, each in its transaction), one per
+    other thread that queries (the expire consumers, schedule-expiry, exchange-requests,
+    the sweep, the monitor; the audit consumer only logs)."""
+    return 2 * options.relays + options.expire_consumers + 4
 
 
 class Worker:
