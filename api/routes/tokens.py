@@ -47,17 +47,17 @@ def _own_route_methods() -> Response | None:
     them) gets werkzeug's 405, whose Allow lists the methods of every route the path fits,
     the token route's GET and DELETE included; OPTIONS answers the same list. Both name
     the path's own methods instead."""
-    path = request.path
-    if not path.startswith(_PREFIX):
+    refused = isinstance(request.routing_exception, MethodNotAllowed)
+    if not refused and request.method != "OPTIONS":  # every served request: nothing more
         return None
-    methods = _OTHER_ROUTES.get(path[len(_PREFIX):].rstrip("/"))
+    path = request.path
+    methods = _OTHER_ROUTES.get(path[len(_PREFIX):].rstrip("/")) \
+        if path.startswith(_PREFIX) else None
     if methods is None:
         return None
-    if isinstance(request.routing_exception, MethodNotAllowed):
+    if refused:
         raise MethodNotAllowed(valid_methods=methods)
-    if request.method == "OPTIONS":
-        return current_app.response_class(status=200, headers={"Allow": ", ".join(methods)})
-    return None
+    return current_app.response_class(status=200, headers={"Allow": ", ".join(methods)})
 
 
 def _token_id(raw: str) -> uuid.UUID:
