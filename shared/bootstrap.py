@@ -27,7 +27,7 @@ def bootstrap(
     bound_server_waits: bool = False,
 ) -> Container:
     """``bound_server_waits``: give up on a server that does not answer a round trip
-    within its statement timeout (plus a margin), for the API (make_engine)."""
+    within its statement timeout (plus a margin), for the API and the worker (make_engine)."""
     engine = make_engine(settings.sqlalchemy_url, pool_size=pool_size,
                          bound_server_waits=bound_server_waits)
     deps = Deps(
