@@ -4,22 +4,27 @@ allows on this machine for the same work, measured in the same run."""
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.environment import BenchEnv
+from schemas.events import SCHEMA_VERSION
+from shared.codes import new_code
 from shared.messaging.names import H_REQUEST_ID
+from shared.services.issue import ISSUE_CALL_SQL as CALL_SQL
 
 # The API's issue transaction (the function issue_token, migration 0003), statement by
 # statement, as a plain-SQL client sends it: lock the account, count the user's active
 # tokens (and look for expired ones to restore first), then the conditional debit and the
 # three inserts, and COMMIT. The same rows, locks, checks and indexes as the API's; only the
 # client differs. The client makes the function's decisions (limit, sweep, balance) itself.
+# Lock and count are two statements: the count must see every token committed before the
+# lock, and one statement's snapshot is taken before it waits for the lock.
 ISSUE_SQL = (
     "SELECT balance FROM accounts WHERE user_id = %(user)s FOR UPDATE",
     "SELECT count(*) FILTER (WHERE expires_at > now()),"
@@ -31,7 +36,7 @@ ISSUE_SQL = (
     "INSERT INTO exchange_tokens"
     " (id, code, user_id, points, reward, status, created_at, expires_at)"
     " VALUES (%(id)s, %(code)s, %(user)s, %(points)s, NULL, 'active', now(),"
-    " now() + interval '180 seconds')",
+    " now() + make_interval(secs => %(ttl)s))",
     "INSERT INTO ledger (user_id, amount, kind, reason, token_id, token_code, created_at)"
     " VALUES (%(user)s, -%(points)s, 'debit', 'token issued', %(id)s, %(code)s, now())",
     "INSERT INTO outbox (event_id, event_type, payload, headers)"
@@ -45,8 +50,16 @@ LOCK, COUNT, DEBIT, *INSERTS = ISSUE_SQL
 # figure, so the two can be compared across runs.
 DEBIT_AND_INSERTS_SQL = (DEBIT, *INSERTS)
 
-MAX_ACTIVE = 10  # the service's default MAX_ACTIVE_TOKENS
-TOKEN_TTL_S = 180
+
+@dataclass(frozen=True)
+class Limits:
+    """The service's settings a transaction applies: TOKEN_TTL_SECONDS, MAX_ACTIVE_TOKENS."""
+
+    ttl_s: int = 180
+    max_active: int = 10  # the service's defaults
+
+
+RFC3339 = "%Y-%m-%dT%H:%M:%S.%fZ"  # as pydantic writes the events, and issue_token
 
 
 class BaselineRefused(RuntimeError):
@@ -54,27 +67,28 @@ class BaselineRefused(RuntimeError):
     users (or too small balances). Raised, so a cheaper refusal is never counted as work."""
 
 
-def _params(user: str) -> dict[str, Any]:
+def _params(user: str, ttl_s: int) -> dict[str, Any]:
     token_id = str(uuid.uuid4())
     event_id = str(uuid.uuid4())
     now = datetime.now(UTC)
-    expires = now + timedelta(seconds=TOKEN_TTL_S)
-    payload = json.dumps({"event_id": event_id, "schema_version": 1,
-                          "occurred_at": now.isoformat(), "token_id": token_id, "user_id": user,
-                          "points": 1, "type": "TokenIssued", "expires_at": expires.isoformat()})
-    return {"points": 1, "user": user, "id": token_id, "code": secrets.token_urlsafe(20),
+    payload = json.dumps({
+        "event_id": event_id, "schema_version": SCHEMA_VERSION,
+        "occurred_at": now.strftime(RFC3339), "token_id": token_id, "user_id": user,
+        "points": 1, "type": "TokenIssued",
+        "expires_at": (now + timedelta(seconds=ttl_s)).strftime(RFC3339)})
+    return {"points": 1, "user": user, "id": token_id, "code": new_code(), "ttl": ttl_s,
             "event_id": event_id, "payload": payload,
             "headers": json.dumps({H_REQUEST_ID: uuid.uuid4().hex})}  # as an API request's
 
 
-def _issue_once(cur: Any, user: str) -> None:
+def _issue_once(cur: Any, user: str, limits: Limits) -> None:
     """The API's transaction (ISSUE_SQL), with its checks made by the client."""
-    params = _params(user)
+    params = _params(user, limits.ttl_s)
     cur.execute(LOCK, params)
     account = cur.fetchone()
     cur.execute(COUNT, params)
     active, expired = cur.fetchone()
-    if account is None or account[0] < params["points"] or expired or active >= MAX_ACTIVE:
+    if account is None or account[0] < params["points"] or expired or active >= limits.max_active:
         cur.connection.rollback()
         raise BaselineRefused(f"{user}: balance {account}, {active} active, expired {expired}")
     cur.execute(DEBIT, params)
@@ -86,21 +100,36 @@ def _issue_once(cur: Any, user: str) -> None:
     cur.connection.commit()
 
 
-def _debit_and_insert_once(cur: Any, user: str) -> None:
+def _call_once(cur: Any, user: str, limits: Limits) -> None:
+    """The API's own server-side call (issue_token), from plain psycopg2 in autocommit:
+    what the API sends PostgreSQL for an issue, without HTTP, Flask, or the service. The
+    function writes the event's payload itself."""
+    cur.execute(CALL_SQL, {
+        "user_id": user, "points": 1, "reward": None, "token_id": str(uuid.uuid4()),
+        "code": new_code(), "event_id": str(uuid.uuid4()), "ttl_seconds": limits.ttl_s,
+        "max_active": limits.max_active, "headers": json.dumps({H_REQUEST_ID: uuid.uuid4().hex}),
+        "schema_version": SCHEMA_VERSION, "now": None, "swept": False})
+    outcome = cur.fetchone()[0]
+    if outcome != "issued":
+        raise BaselineRefused(f"{user}: {outcome}")
+
+
+def _debit_and_insert_once(cur: Any, user: str, limits: Limits) -> None:
     """The smaller transaction (DEBIT_AND_INSERTS_SQL): no lock, no count."""
-    params = _params(user)
+    params = _params(user, limits.ttl_s)
     for statement in DEBIT_AND_INSERTS_SQL:
         cur.execute(statement, params)
     cur.connection.commit()
 
 
-def _threads(env: BenchEnv, connections: int, body: Callable[[int, Any], int]) -> int:
+def _threads(env: BenchEnv, connections: int, body: Callable[[int, Any], int],
+             autocommit: bool = False) -> int:
     """Run ``body(index, cursor)`` on ``connections`` connections at once; total of counts."""
     counts = [0] * connections
     errors: list[BaseException] = []
 
     def run(i: int) -> None:
-        conn = env.connect()
+        conn = env.connect(autocommit=autocommit)
         try:
             with conn.cursor() as cur:
                 counts[i] = body(i, cur)
@@ -119,21 +148,30 @@ def _threads(env: BenchEnv, connections: int, body: Callable[[int, Any], int]) -
     return sum(counts)
 
 
-class IssueLoad:
-    """Issue transactions from ``connections`` connections, each on its own users, in
-    turn: the API's transaction (ISSUE_SQL), or with ``smaller`` the debit and inserts only
-    (DEBIT_AND_INSERTS_SQL). Each phase goes on from the user after the last one served, so
-    tokens spread evenly: the API's transaction refuses a user holding MAX_ACTIVE active
-    tokens (BaselineRefused), so give it users enough for every phase."""
+TRANSACTIONS: dict[str, Callable[[Any, str, Limits], None]] = {
+    "statements": _issue_once,  # the API's transaction, statement by statement
+    "call": _call_once,  # the API's own issue_token call
+    "smaller": _debit_and_insert_once,  # debit and inserts only
+}
 
-    def __init__(self, users: list[str], connections: int = 4, *, smaller: bool = False):
+
+class IssueLoad:
+    """Issue transactions (one of TRANSACTIONS) from ``connections`` connections, each on
+    its own users, in turn. Each phase goes on from the user after the last one served, so
+    tokens spread evenly. The API's transaction refuses a user holding ``max_active``
+    active tokens, or an expired one (BaselineRefused, never counted): the benchmark runs
+    both sides with ``limits`` that no run reaches."""
+
+    def __init__(self, users: list[str], kind: str, limits: Limits, connections: int = 4):
         self._mine = [users[i::connections] for i in range(connections)]
         self._next = [0] * connections
-        self._once = _debit_and_insert_once if smaller else _issue_once
+        self._once = TRANSACTIONS[kind]
+        self._autocommit = kind == "call"  # one statement, its own transaction
+        self._limits = limits
 
     def rate(self, env: BenchEnv, duration_s: float, warmup_s: float = 1.0) -> float:
         """Transactions per second over ``duration_s``, after ``warmup_s`` not counted."""
-        once = self._once
+        once, limits = self._once, self._limits
 
         def body(i: int, cur: Any) -> int:
             mine, n = self._mine[i], self._next[i]
@@ -143,12 +181,12 @@ class IssueLoad:
             while (now := time.monotonic()) < stop:
                 if counted_from is None and now >= warm_until:
                     counted_from = n
-                once(cur, mine[n % len(mine)])
+                once(cur, mine[n % len(mine)], limits)
                 n += 1
             self._next[i] = n
             return n - (counted_from if counted_from is not None else n)
 
-        return _threads(env, len(self._mine), body) / duration_s
+        return _threads(env, len(self._mine), body, autocommit=self._autocommit) / duration_s
 
 
 REFUND_SQL = (

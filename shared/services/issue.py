@@ -35,8 +35,9 @@ _ISSUE = text(
 )
 
 
-# The same call in the driver's own paramstyle, for single_statement.
-_ISSUE_DRIVER = str(_ISSUE.compile(dialect=psycopg2_dialect()))
+# The same call in the driver's own paramstyle, for single_statement (and the benchmark's
+# plain-SQL baseline, bench/plain_sql.py).
+ISSUE_CALL_SQL = str(_ISSUE.compile(dialect=psycopg2_dialect()))
 
 
 def _params(deps: Deps, user_id: str, points: int, reward: str | None) -> dict[str, Any]:
@@ -125,7 +126,7 @@ def issue(deps: Deps, user_id: str, points: int, reward: str | None = None) -> I
     """
     params = _params(deps, user_id, points, reward)
     with single_statement(deps.engine) as cursor:
-        cursor.execute(_ISSUE_DRIVER, params)
+        cursor.execute(ISSUE_CALL_SQL, params)
         row = cursor.fetchone()
     if row[0] == SWEEP:  # nothing written: the restore and the issue go together
         return _issue_swept(deps, user_id, points, reward)

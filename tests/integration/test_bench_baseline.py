@@ -1,11 +1,16 @@
 """The API's throughput goal is a ratio to "the same database transaction run as plain SQL"
-(bench/plain_sql.py). These check that the baseline really is that transaction: the rows
-it writes are the rows the API's issue writes, and it refuses where the API refuses, so
-it is never measured doing less (or more) than the API does."""
+(bench/plain_sql.py). These check that each baseline does the work its name says: the
+API's transaction writes the rows the API's issue writes, takes the account's lock and
+refuses where the API refuses (so it is never measured doing less); the smaller one
+writes the same rows without the lock."""
 
 from __future__ import annotations
 
+import re
+import threading
+import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,15 +23,24 @@ from shared.errors import TooManyActiveTokens
 from shared.logs import bound
 from shared.services.deps import Deps
 
+DEFAULTS = plain_sql.Limits()  # the service's defaults: 180 s, 10 active tokens
+RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
 
 @pytest.fixture
-def cursor(container: Container) -> Iterator[Any]:
-    conn = container.engine.raw_connection()
-    try:
-        cur = conn.cursor()
-        yield cur
-        cur.close()
-    finally:
+def cursors(container: Container) -> Iterator[Any]:
+    """Cursors on connections of their own, as the benchmark's threads have."""
+    opened = []
+
+    def cursor(autocommit: bool = False) -> Any:
+        conn = container.engine.raw_connection()
+        conn.dbapi_connection.autocommit = autocommit
+        opened.append(conn)
+        return conn.cursor()
+
+    yield cursor
+    for conn in opened:
+        conn.dbapi_connection.autocommit = False
         conn.close()
 
 
@@ -36,7 +50,7 @@ def _written(deps: Deps, user: str) -> dict[str, Any]:
     with deps.session_factory() as s:
         token = s.execute(text(
             "SELECT points, reward, status, redeemed_at, merchant_id,"
-            " expires_at - created_at AS lifetime, id, code"
+            " expires_at - created_at AS lifetime, id, code, created_at, expires_at"
             " FROM exchange_tokens WHERE user_id = :u"), {"u": user}).mappings().one()
         debit = s.execute(text(
             "SELECT amount, kind, reason, token_id, token_code FROM ledger"
@@ -46,49 +60,112 @@ def _written(deps: Deps, user: str) -> dict[str, Any]:
             " WHERE payload->>'user_id' = :u"), {"u": user}).mappings().one()
         balance = s.execute(text("SELECT balance FROM accounts WHERE user_id = :u"),
                             {"u": user}).scalar_one()
+    payload = event["payload"]
     assert (debit["token_id"], debit["token_code"]) == (token["id"], token["code"])
-    assert event["payload"]["token_id"] == str(token["id"])
+    assert payload["token_id"] == str(token["id"])
+    # The event's instants written as the events are: RFC 3339 in UTC, microseconds, Z.
+    for field in ("occurred_at", "expires_at"):
+        assert RFC3339.fullmatch(payload[field]), payload
     return {
-        "token": {k: v for k, v in token.items() if k not in ("id", "code")},
+        "token": {k: v for k, v in token.items()
+                  if k not in ("id", "code", "created_at", "expires_at")},
+        "code_length": len(token["code"]),
         "debit": {k: debit[k] for k in ("amount", "kind", "reason")},
         "event_type": event["event_type"],
-        "payload_fields": sorted(event["payload"]),
-        "payload_points": event["payload"]["points"],
+        "payload": {k: v for k, v in payload.items()
+                    if k not in ("event_id", "token_id", "user_id", "occurred_at", "expires_at")},
+        "payload_fields": sorted(payload),
         "header_names": sorted(event["headers"]),
         "published": event["published_at"] is not None,
         "balance": balance,
     }
 
 
-def test_the_baseline_writes_what_the_api_issue_writes(deps, cursor, user):
+@pytest.mark.parametrize("kind", ["statements", "call", "smaller"])
+def test_each_baseline_writes_what_the_api_issue_writes(deps, cursors, user, kind):
     # Given two users with the same balance
     by_api, by_baseline = f"{user}-api", f"{user}-sql"
     for u in (by_api, by_baseline):
         services.credit(deps, u, 10)
 
     # When one is issued a point by the API's path (a request's, with its request id) and
-    # the other by the plain-SQL baseline
+    # the other by the baseline
     with bound(request_id="req-1"):
         services.issue(deps, by_api, 1)
-    plain_sql._issue_once(cursor, by_baseline)
+    plain_sql.TRANSACTIONS[kind](cursors(autocommit=kind == "call"), by_baseline, DEFAULTS)
 
     # Then both wrote the same rows: token, debit, TokenIssued with its headers, balance
     assert _written(deps, by_baseline) == _written(deps, by_api)
+    assert _written(deps, by_api)["token"]["lifetime"] == timedelta(seconds=180)
 
 
-def test_the_baseline_refuses_where_the_api_does(deps, cursor, user):
+@pytest.mark.parametrize("kind", ["statements", "call"])
+def test_the_api_transaction_counts_after_taking_the_account_lock(deps, cursors, user, kind):
+    # Given a user one token under the limit, and another issue of theirs in flight: it
+    # holds the account's lock and has written the last token allowed, not yet committed
+    services.credit(deps, user, 100)
+    for _ in range(DEFAULTS.max_active - 1):
+        services.issue(deps, user, 1)
+    other = cursors()
+    other.execute("SELECT 1 FROM accounts WHERE user_id = %s FOR UPDATE", (user,))
+    other.execute(
+        "INSERT INTO exchange_tokens (id, code, user_id, points, status, created_at,"
+        " expires_at) VALUES (%s, %s, %s, 1, 'active', now(), now() + interval '3 minutes')",
+        (str(uuid.uuid4()), f"code-{uuid.uuid4().hex}", user))
+
+    # When the baseline issues for that user meanwhile
+    outcome: list[BaseException | None] = []
+
+    def issue() -> None:
+        try:
+            plain_sql.TRANSACTIONS[kind](cursors(autocommit=kind == "call"), user, DEFAULTS)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            outcome.append(exc)
+
+    worker = threading.Thread(target=issue, daemon=True)
+    worker.start()
+
+    # Then it waits for the lock, and once the other issue commits, its count sees that
+    # token and it refuses, as the API's transaction does: the limit holds under
+    # concurrent issues (a count taken before the lock would have let an 11th through)
+    worker.join(0.5)
+    assert worker.is_alive() and not outcome
+    other.connection.commit()
+    worker.join(5)
+    assert len(outcome) == 1 and isinstance(outcome[0], plain_sql.BaselineRefused), outcome
+
+
+@pytest.mark.parametrize("kind", ["statements", "call"])
+def test_the_api_transaction_refuses_where_the_api_does(deps, cursors, user, kind):
     # Given a user holding the service's limit of active tokens
     services.credit(deps, user, 100)
-    for _ in range(plain_sql.MAX_ACTIVE):
+    for _ in range(DEFAULTS.max_active):
         services.issue(deps, user, 1)
-    assert deps.max_active_tokens == plain_sql.MAX_ACTIVE  # the default limit, both sides
+    assert deps.max_active_tokens == DEFAULTS.max_active
 
     # When both try once more, then both refuse, and the baseline says so (never a
     # cheaper refusal counted as a transaction)
     with pytest.raises(TooManyActiveTokens):
         services.issue(deps, user, 1)
-    with pytest.raises(plain_sql.BaselineRefused):
-        plain_sql._issue_once(cursor, user)
+    with pytest.raises(plain_sql.BaselineRefused, match="10 active|too_many"):
+        plain_sql.TRANSACTIONS[kind](cursors(autocommit=kind == "call"), user, DEFAULTS)
     with deps.session_factory() as s:
         assert s.execute(text("SELECT balance FROM accounts WHERE user_id = :u"),
-                         {"u": user}).scalar_one() == 100 - plain_sql.MAX_ACTIVE
+                         {"u": user}).scalar_one() == 100 - DEFAULTS.max_active
+
+
+@pytest.mark.parametrize("kind", ["statements", "call"])
+def test_the_api_transaction_stops_at_an_expired_token(deps, cursors, user, kind):
+    # Given a user with an active token past its expiry (the API would restore it first)
+    services.credit(deps, user, 10)
+    issued = services.issue(deps, user, 1)
+    with deps.session_factory() as s:
+        s.execute(text("UPDATE exchange_tokens SET expires_at = now() - interval '1 second'"
+                       " WHERE id = :t"), {"t": issued.token.id})
+        s.commit()
+
+    # When the baseline issues for that user, then it refuses (the benchmark runs with a
+    # lifetime no run reaches, so this never passes for a measured transaction)
+    with pytest.raises(plain_sql.BaselineRefused, match="expired True|sweep"):
+        plain_sql.TRANSACTIONS[kind](cursors(autocommit=kind == "call"), user, DEFAULTS)
