@@ -102,9 +102,8 @@ def _api_against_sql(api: Path, env: BenchEnv, sizes: Sizes,
     ratio moved by +-10 % between runs of the same code). Each round gives both sides the
     same few seconds of whatever the machine is doing; the figure is the API's answers
     over all its phases against the baseline's transactions over all of its own. The
-    API's connections go on through their users from one phase to the next. The
-    baselines follow the API's phase in an order that turns each round, so none always
-    comes first.
+    API's connections go on through their users from one phase to the next. The four
+    sides run in an order that turns each round, so none always follows another.
 
     Before the rounds, every user's first request, once: the steady state the peak
     measures is that of clients reusing their token, as a client does for its token's
@@ -126,18 +125,21 @@ def _api_against_sql(api: Path, env: BenchEnv, sizes: Sizes,
         at = first_use.positions
         parts: list[httpload.LoadResult] = []
         rates: dict[str, list[float]] = {kind: [] for kind in baselines}
-        order = list(baselines)
+        sides = ["api", *baselines]
         cpu_s, sent = 0.0, 0
         for k in range(sizes.rounds):
-            cpu0 = cpu_seconds(proc.pid)
-            part = httpload.closed_loop(port, conns, request_for, phase_s,
-                                        warmup_s=PHASE_WARMUP_S, begin_at=at)
-            cpu_s += cpu_seconds(proc.pid) - cpu0  # over the whole phase...
-            sent += sum(part.positions) - sum(at)  # ... and every request it sent
-            parts.append(part)
-            at = part.positions
-            for kind in order[k % len(order):] + order[:k % len(order)]:
-                rates[kind].append(baselines[kind].rate(env, phase_s, warmup_s=PHASE_WARMUP_S))
+            for side in sides[k % len(sides):] + sides[:k % len(sides)]:
+                if side != "api":
+                    rates[side].append(baselines[side].rate(env, phase_s,
+                                                            warmup_s=PHASE_WARMUP_S))
+                    continue
+                cpu0 = cpu_seconds(proc.pid)
+                part = httpload.closed_loop(port, conns, request_for, phase_s,
+                                            warmup_s=PHASE_WARMUP_S, begin_at=at)
+                cpu_s += cpu_seconds(proc.pid) - cpu0  # over the whole phase...
+                sent += sum(part.positions) - sum(at)  # ... and every request it sent
+                parts.append(part)
+                at = part.positions
         peak = httpload.LoadResult.merged(parts)
         paced = None
         if peak.rate > 0:

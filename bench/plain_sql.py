@@ -148,10 +148,16 @@ def _threads(env: BenchEnv, connections: int, body: Callable[[int, Any], int],
     return sum(counts)
 
 
-TRANSACTIONS: dict[str, Callable[[Any, str, Limits], None]] = {
-    "statements": _issue_once,  # the API's transaction, statement by statement
-    "call": _call_once,  # the API's own issue_token call
-    "smaller": _debit_and_insert_once,  # debit and inserts only
+@dataclass(frozen=True)
+class Transaction:
+    run: Callable[[Any, str, Limits], None]
+    autocommit: bool  # each statement its own transaction: only for a one-statement one
+
+
+TRANSACTIONS = {
+    "statements": Transaction(_issue_once, False),  # the API's transaction, one by one
+    "call": Transaction(_call_once, True),  # the API's own issue_token call
+    "smaller": Transaction(_debit_and_insert_once, False),  # debit and inserts only
 }
 
 
@@ -165,13 +171,12 @@ class IssueLoad:
     def __init__(self, users: list[str], kind: str, limits: Limits, connections: int = 4):
         self._mine = [users[i::connections] for i in range(connections)]
         self._next = [0] * connections
-        self._once = TRANSACTIONS[kind]
-        self._autocommit = kind == "call"  # one statement, its own transaction
+        self._transaction = TRANSACTIONS[kind]
         self._limits = limits
 
     def rate(self, env: BenchEnv, duration_s: float, warmup_s: float = 1.0) -> float:
         """Transactions per second over ``duration_s``, after ``warmup_s`` not counted."""
-        once, limits = self._once, self._limits
+        once, limits = self._transaction.run, self._limits
 
         def body(i: int, cur: Any) -> int:
             mine, n = self._mine[i], self._next[i]
@@ -186,7 +191,8 @@ class IssueLoad:
             self._next[i] = n
             return n - (counted_from if counted_from is not None else n)
 
-        return _threads(env, len(self._mine), body, autocommit=self._autocommit) / duration_s
+        autocommit = self._transaction.autocommit
+        return _threads(env, len(self._mine), body, autocommit=autocommit) / duration_s
 
 
 REFUND_SQL = (
