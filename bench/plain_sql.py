@@ -47,7 +47,8 @@ LOCK, COUNT, DEBIT, *INSERTS = ISSUE_SQL
 # The smaller transaction this figure used to be measured against: the conditional debit
 # and the three inserts, without the account lock and the count that the contract's
 # active-token limit and its restore-before-issue need. Still reported beside the API's
-# figure, so the two can be compared across runs.
+# figure, for a rough comparison with earlier runs (its rows now carry the event's
+# headers and the payload as the API writes it).
 DEBIT_AND_INSERTS_SQL = (DEBIT, *INSERTS)
 
 
@@ -63,8 +64,9 @@ RFC3339 = "%Y-%m-%dT%H:%M:%S.%fZ"  # as pydantic writes the events, and issue_to
 
 
 class BaselineRefused(RuntimeError):
-    """The baseline's user could not be issued a token: the benchmark gave it too few
-    users (or too small balances). Raised, so a cheaper refusal is never counted as work."""
+    """The baseline's user could not be issued a token (at the limit, holding an expired
+    token, or short of points): the benchmark's limits or seeding are wrong. Raised, so a
+    cheaper refusal is never counted as work."""
 
 
 def _params(user: str, ttl_s: int) -> dict[str, Any]:
