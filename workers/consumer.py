@@ -216,7 +216,7 @@ class ConsumerLoop:
         self._cancelled = False
         tag = channel.basic_consume(self.queue, callback=self._buffer.append,
                                     on_cancel=self._on_cancel)
-        publisher = ConfirmingPublisher(connection)
+        publisher = ConfirmingPublisher(connection, self.stop_event)
         self._registered = True
         # The backoff starts over once this connection has done something, not when it
         # opens: a failure that comes back after every connect (a queue a handler
@@ -240,14 +240,16 @@ class ConsumerLoop:
             self._gather(connection)
             self._process_buffer(channel, publisher)
             backoff.reset()  # a batch went through
-        # Stop: no new deliveries; finish what we hold, ack it, then close.
+        # Stop: no new deliveries; finish what we hold, ack it, then close. Every reply is
+        # awaited briefly: the worker's stop deadline holds even if the broker hangs.
         self._registered = False
+        amqp_client.shorten_waits(connection)
         channel.basic_cancel(tag)
         while self._buffer and amqp_client.drain(connection, 0):
             pass
         self._process_buffer(channel, publisher, stopping=True)
         self._settle_unconfirmed(channel, publisher)
-        connection.close()
+        amqp_client.close_quietly(connection)
 
     def _gather(self, connection: amqp.Connection) -> None:
         """Let a batch fill: up to batch_size messages; read on while messages are already

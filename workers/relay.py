@@ -237,7 +237,7 @@ class Relay:
     def _ensure_publisher(self) -> ConfirmingPublisher:
         if self._publisher is None:
             self._connection = amqp_client.connect(self.amqp_url, "exchange-tokens relay")
-            self._publisher = ConfirmingPublisher(self._connection)
+            self._publisher = ConfirmingPublisher(self._connection, self.stop_event)
         return self._publisher
 
     def _drop_broker(self) -> None:

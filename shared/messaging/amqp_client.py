@@ -25,6 +25,12 @@ from amqp.method_framing import frame_writer
 from amqp.serialization import dumps
 
 HEARTBEAT_SECONDS = 20
+# How long a synchronous method (queue_declare, basic_cancel, channel open...) waits for
+# the broker's reply before the connection counts as broken (the caller reconnects with
+# backoff). A broker answers in milliseconds; one that hangs (stopped, or behind a stalled
+# network that still acknowledges) answered nothing and held the role, and the worker's
+# stop, for ever: py-amqp's default read timeout is none. Timed reads (drain) keep theirs.
+SYNC_REPLY_SECONDS = 5.0
 
 # What a broken or refused connection raises: the caller reconnects with backoff.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -46,7 +52,7 @@ def connect(amqp_url: str, name: str, heartbeat: int = HEARTBEAT_SECONDS) -> amq
         virtual_host=vhost,
         heartbeat=heartbeat,
         connect_timeout=5,
-        read_timeout=None,
+        read_timeout=SYNC_REPLY_SECONDS,
         write_timeout=10,
         ssl=parts.scheme == "amqps",
         client_properties={"connection_name": name},
@@ -88,10 +94,28 @@ def drain(connection: amqp.Connection, timeout: float) -> bool:
     return True
 
 
+# How long each reply may take once a role is stopping (its cancel, its close): the
+# worker's stop deadline (workers/worker.py) must hold even when the broker hangs.
+STOPPING_REPLY_SECONDS = 2.0
+
+
+def shorten_waits(connection: amqp.Connection | None,
+                  seconds: float = STOPPING_REPLY_SECONDS) -> None:
+    """From now on, a synchronous method of ``connection`` waits at most ``seconds`` for
+    its reply (the socket's read timeout, which py-amqp's sync waits use)."""
+    if connection is None or not connection.connected:  # nothing to wait on
+        return
+    sock = getattr(connection.transport, "sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
+
+
 def close_quietly(connection: amqp.Connection | None) -> None:
+    """Close, waiting at most STOPPING_REPLY_SECONDS for the broker; never raises."""
     if connection is None:
         return
     try:
+        shorten_waits(connection)
         connection.close()
     except Exception:  # noqa: BLE001 - already broken: nothing more to do
         try:

@@ -10,6 +10,7 @@ keeps its outbox row or its delivery and tries again later, which may duplicate 
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,11 @@ import amqp
 from shared.messaging.amqp_client import FrameBatch, drain
 
 CONFIRM_TIMEOUT_SECONDS = 10.0
+# Once the worker is stopping, confirms still awaited get this long, then count as not
+# confirmed (the caller keeps the rows unsent, or the messages unacked: both come back).
+# A broker that answers confirms in milliseconds; one that hangs held a role past the
+# worker's stop deadline (workers/worker.py, STOP_TIMEOUT_SECONDS).
+STOPPING_CONFIRM_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,10 @@ class PublishFailed(RuntimeError):
 class ConfirmingPublisher:
     """One channel in confirm mode. Not thread-safe: one per thread, like the channel."""
 
-    def __init__(self, connection: amqp.Connection) -> None:
+    def __init__(self, connection: amqp.Connection,
+                 stopping: threading.Event | None = None) -> None:
         self.connection = connection
+        self._stopping = stopping
         self.channel = connection.channel()
         self.channel.confirm_select()
         self._next_tag = 0  # delivery tags of a confirm channel count from 1
@@ -117,11 +125,15 @@ class ConfirmingPublisher:
         """Wait for the confirms of ``sent``; True where the message is safely queued
         (acked and not returned). Raises the connection's errors (the caller reconnects)."""
         deadline = time.monotonic() + timeout
+        cut_short = False
         while any(t in self._pending for t in sent.tags):
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            if not cut_short and self._stopping is not None and self._stopping.is_set():
+                deadline, cut_short = min(deadline, now + STOPPING_CONFIRM_SECONDS), True
+            left = deadline - now
             if left <= 0:
                 break
-            drain(self.connection, min(left, 1.0))
+            drain(self.connection, min(left, 0.5))  # a stop is seen within half a second
         results = []
         for t, message_id in zip(sent.tags, sent.message_ids, strict=True):
             self._pending.pop(t, None)  # a confirm that never came: not published

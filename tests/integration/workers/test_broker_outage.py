@@ -18,7 +18,7 @@ from tests.integration.workers.conftest import (
     wait_until,
 )
 from tests.support.tcp_proxy import TcpProxy
-from workers.worker import Worker, WorkerOptions
+from workers.worker import STOP_TIMEOUT_SECONDS, Worker, WorkerOptions
 
 ALL_BUT_SWEEP = ["relay", "schedule-expiry", "expire", "exchange-requests", "audit"]
 
@@ -61,6 +61,37 @@ def test_tokens_issued_while_the_broker_is_unreachable_all_expire_once_it_is_bac
 
 def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+def test_a_worker_stops_in_time_when_its_broker_hangs(
+    container, deps, user, topology, broker_proxy
+):
+    """A broker that hangs (stopped, or a stalled network that still acknowledges)
+    answers no confirm and no close: every role of the worker still stops within the
+    worker's deadline, and what was in flight comes back (rows unsent, messages unacked)."""
+    # Given a worker with every queue role and the relay, through a broker that then hangs
+    broker_proxy.up()
+    worker = Worker(container, WorkerOptions(
+        roles=ALL_BUT_SWEEP, amqp_url=broker_proxy.url_for(container.settings.amqp_url)))
+    worker.start(topology)
+    stopped = False
+    try:
+        services.credit(deps, user, 100)
+        services.issue(deps, user, 10)  # the roles are connected and working
+        wait_until(lambda: unsent_count(container.engine) == 0, timeout=20)
+        broker_proxy.freeze()
+        services.issue(deps, user, 10)  # the relay's next batch meets the hung broker
+        time.sleep(1.5)
+        # When it is stopped, then every role stops within the deadline
+        started = time.monotonic()
+        assert worker.stop(), "a role still waited on the hung broker"
+        stopped = True
+        assert time.monotonic() - started < STOP_TIMEOUT_SECONDS
+        assert unsent_count(container.engine) >= 1  # the unconfirmed event stays unsent
+    finally:
+        broker_proxy.thaw()
+        if not stopped:
+            worker.stop()
 
 
 def test_a_broker_restart_while_publishing_loses_no_expiry(

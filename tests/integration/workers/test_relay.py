@@ -302,3 +302,52 @@ def test_rows_the_broker_keeps_refusing_do_not_hold_back_the_others(
         conn.commit()
     assert published is not None
     assert waiting == 12  # each refused, kept unsent, and backing off
+
+
+def test_a_relay_whose_broker_hangs_mid_batch_stops_in_time_and_keeps_its_rows(
+    settings, container, deps, topology, probe
+):
+    """A broker that hangs (stopped, or a network that stalls but still acknowledges)
+    sends no confirm and no close-ok. The relay gives up on the confirms soon after it is
+    asked to stop, keeps the batch unsent, and closes without waiting for the broker, so
+    the worker stops within its deadline; the rows go out once a broker answers."""
+    from tests.support.tcp_proxy import TcpProxy
+    from workers.worker import STOP_TIMEOUT_SECONDS
+
+    proxy = TcpProxy.in_front_of(settings.amqp_url, 5672)
+    proxy.up()
+    try:
+        # Given a relay that reached the broker through the proxy...
+        relay = Relay(settings, container.engine, amqp_url=proxy.url_for(settings.amqp_url))
+        thread = threading.Thread(target=relay.run, daemon=True)
+        thread.start()
+        wait_until(lambda: relay._publisher is not None, timeout=10)
+        # ... when the broker hangs, then events are written
+        proxy.freeze()
+        ids = record(deps, 20)
+        wait_until(lambda: _claimed(container.engine, ids), timeout=10)  # sent, unconfirmed
+        # Then asked to stop, it stops well within the worker's deadline...
+        started = time.monotonic()
+        relay.stop()
+        thread.join(STOP_TIMEOUT_SECONDS)
+        assert not thread.is_alive(), "the relay still waited on the hung broker"
+        assert time.monotonic() - started < STOP_TIMEOUT_SECONDS
+    finally:
+        proxy.thaw()
+        proxy.down()
+    # ... with every row unsent and unlocked, published by the next relay
+    assert not _claimed(container.engine, ids)
+    again = Relay(settings, container.engine)
+    again.drain()
+    again._drop_broker()
+    assert set(ids) <= {p.message_id for p, _ in probe()}
+
+
+def _claimed(engine, ids: list[str]) -> bool:
+    """Whether a transaction holds these rows (a relay claimed them and waits)."""
+    with engine.connect() as conn:
+        free = len(conn.execute(text(
+            "SELECT id FROM outbox WHERE event_id = ANY(CAST(:ids AS uuid[]))"
+            " AND published_at IS NULL FOR UPDATE SKIP LOCKED"), {"ids": ids}).all())
+        conn.rollback()
+    return free < len(ids)
