@@ -69,6 +69,11 @@ class BaselineRefused(RuntimeError):
     cheaper refusal is never counted as work."""
 
 
+def _headers() -> str:
+    """The event's headers as an API request writes them: its (generated) request id."""
+    return json.dumps({H_REQUEST_ID: uuid.uuid4().hex})
+
+
 def _params(user: str, ttl_s: int) -> dict[str, Any]:
     token_id = str(uuid.uuid4())
     event_id = str(uuid.uuid4())
@@ -80,7 +85,7 @@ def _params(user: str, ttl_s: int) -> dict[str, Any]:
         "expires_at": (now + timedelta(seconds=ttl_s)).strftime(RFC3339)})
     return {"points": 1, "user": user, "id": token_id, "code": new_code(), "ttl": ttl_s,
             "event_id": event_id, "payload": payload,
-            "headers": json.dumps({H_REQUEST_ID: uuid.uuid4().hex})}  # as an API request's
+            "headers": _headers()}
 
 
 def _issue_once(cur: Any, user: str, limits: Limits) -> None:
@@ -109,7 +114,7 @@ def _call_once(cur: Any, user: str, limits: Limits) -> None:
     cur.execute(CALL_SQL, {
         "user_id": user, "points": 1, "reward": None, "token_id": str(uuid.uuid4()),
         "code": new_code(), "event_id": str(uuid.uuid4()), "ttl_seconds": limits.ttl_s,
-        "max_active": limits.max_active, "headers": json.dumps({H_REQUEST_ID: uuid.uuid4().hex}),
+        "max_active": limits.max_active, "headers": _headers(),
         "schema_version": SCHEMA_VERSION, "now": None, "swept": False})
     outcome = cur.fetchone()[0]
     if outcome != "issued":

@@ -129,3 +129,23 @@ def test_a_broker_restart_while_publishing_loses_no_expiry(
     assert result["duplicated"] == []
     assert len(result["once"]) == len(ids) > 50
     assert services.balance(deps, user) == 10_000
+
+
+def test_a_synchronous_call_to_a_hung_broker_gives_up_as_a_lost_connection(settings, broker_proxy):
+    """Outside a stop too: a reply the broker never sends (queue_declare, basic_cancel)
+    ends after SYNC_REPLY_SECONDS as a connection error, which every role answers by
+    reconnecting with backoff, instead of holding the role for ever."""
+    from shared.messaging import amqp_client
+
+    broker_proxy.up()
+    connection = amqp_client.connect(broker_proxy.url_for(settings.amqp_url), "probe")
+    channel = connection.channel()
+    broker_proxy.freeze()
+    started = time.monotonic()
+    with pytest.raises(amqp_client.CONNECTION_ERRORS):
+        channel.queue_declare("never-answered", passive=True)
+    assert time.monotonic() - started < amqp_client.SYNC_REPLY_SECONDS + 2
+    started = time.monotonic()
+    amqp_client.close_quietly(connection)  # and a close waits briefly, never raises
+    assert time.monotonic() - started < amqp_client.STOPPING_REPLY_SECONDS + 1
+    broker_proxy.thaw()
