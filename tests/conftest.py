@@ -1,7 +1,7 @@
 """Test fixtures: one fresh database and one fresh broker namespace per test session.
 
-Services come from testcontainers when a Docker daemon answers; otherwise from
-``DATABASE_URL`` / ``AMQP_URL``, defaulting to the local servers. A missing service fails
+Services come from ``DATABASE_URL`` / ``AMQP_URL``, defaulting to the local servers;
+testcontainers only when ``TESTS_USE_CONTAINERS=1`` asks for it. A missing service fails
 the run with a message saying how to start it: nothing is skipped silently. Everything the
 session created (database, exchanges, queues) is removed when it ends.
 """
@@ -34,16 +34,9 @@ HOW_TO_START = {
 }
 
 
-def _docker_answers() -> bool:
-    if os.environ.get("TESTS_NO_DOCKER"):
-        return False
-    try:
-        import docker  # type: ignore[import-untyped]
-
-        docker.from_env(timeout=2).ping()
-        return True
-    except Exception:
-        return False
+def _containers_asked_for() -> bool:
+    """Testcontainers only on request: a daemon that answers may still have no registry."""
+    return os.environ.get("TESTS_USE_CONTAINERS", "") not in ("", "0", "false", "no")
 
 
 def _require_port(what: str, url: str, default_port: int) -> None:
@@ -60,26 +53,49 @@ def _require_port(what: str, url: str, default_port: int) -> None:
         )
 
 
-@pytest.fixture(scope="session")
-def _servers() -> Iterator[tuple[str, str]]:
-    """(database server URL, broker URL): containers if Docker answers, else env/local."""
-    if _docker_answers():
-        from testcontainers.postgres import PostgresContainer
-        from testcontainers.rabbitmq import RabbitMqContainer
-
-        with PostgresContainer("postgres:15") as pg, RabbitMqContainer("rabbitmq:3.13") as mq:
-            db_url = pg.get_connection_url()
-            amqp = (
-                f"amqp://guest:guest@{mq.get_container_host_ip()}:"
-                f"{mq.get_exposed_port(5672)}/%2F"
-            )
-            yield db_url, amqp
-        return
+def _local_servers() -> tuple[str, str]:
     db_url = os.environ.get("DATABASE_URL", LOCAL_DATABASE_URL)
     amqp = os.environ.get("AMQP_URL", LOCAL_AMQP_URL)
     _require_port("PostgreSQL", db_url, 5432)
     _require_port("RabbitMQ", amqp, 5672)
-    yield db_url, amqp
+    return db_url, amqp
+
+
+@pytest.fixture(scope="session")
+def _servers() -> Iterator[tuple[str, str]]:
+    """(database server URL, broker URL).
+
+    An explicit ``DATABASE_URL`` / ``AMQP_URL`` always wins. Testcontainers is used only
+    when ``TESTS_USE_CONTAINERS=1`` asks for it and neither URL is set; if its images
+    cannot be pulled (no registry, an air-gapped CI), the run falls back to the local
+    servers with one line saying so instead of erroring every test.
+    """
+    explicit = "DATABASE_URL" in os.environ or "AMQP_URL" in os.environ
+    if explicit or not _containers_asked_for():
+        yield _local_servers()
+        return
+    try:
+        from testcontainers.postgres import PostgresContainer
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        pg = PostgresContainer("postgres:15").start()
+    except Exception as exc:  # noqa: BLE001 - any failure to get images means: local
+        print(f"\ntestcontainers unavailable ({type(exc).__name__}): using the local servers")
+        yield _local_servers()
+        return
+    try:
+        mq = RabbitMqContainer("rabbitmq:3.13").start()
+    except Exception as exc:  # noqa: BLE001
+        pg.stop()
+        print(f"\ntestcontainers unavailable ({type(exc).__name__}): using the local servers")
+        yield _local_servers()
+        return
+    try:
+        amqp = f"amqp://guest:guest@{mq.get_container_host_ip()}:{mq.get_exposed_port(5672)}/%2F"
+        yield pg.get_connection_url(), amqp
+    finally:
+        mq.stop()
+        pg.stop()
 
 
 @pytest.fixture(scope="session")
