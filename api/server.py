@@ -1,4 +1,4 @@
-"""gunicorn, run from Python (no shell string): gthread workers, JSON logs, one app per
+"""gunicorn, run from Python (no shell string): waitress workers (or gthread), JSON logs, one app per
 worker built after the fork, multiprocess Prometheus metrics."""
 
 from __future__ import annotations
@@ -35,6 +35,14 @@ def _child_exit(_server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+# WEB_WORKER: waitress reads each request whole before a thread of the app sees it, so
+# slow or idle connections hold no thread (api/waitress_worker.py); gthread is gunicorn's.
+WORKER_CLASSES = {
+    "waitress": "api.waitress_worker.WaitressWorker",
+    "gthread": "gthread",
+}
+
+
 class ApiServer(BaseApplication):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -46,7 +54,7 @@ class ApiServer(BaseApplication):
             "bind": f"0.0.0.0:{s.port}",
             "workers": s.web_concurrency,
             "threads": s.web_threads,
-            "worker_class": "gthread",
+            "worker_class": WORKER_CLASSES[s.web_worker],
             "timeout": 30,
             "graceful_timeout": 8,  # SIGTERM: finish in-flight requests, then exit
             "keepalive": 5,
