@@ -29,10 +29,20 @@ def _enable_multiprocess_metrics() -> str:
     return directory
 
 
+def refuse_a_busy_port(port: int) -> None:
+    from api.port_check import PortInUse, ensure_port_free
+
+    try:
+        ensure_port_free(port)
+    except PortInUse as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @click.command()
 def api() -> None:
     """Serve the API on $PORT (gunicorn, WEB_CONCURRENCY workers x WEB_THREADS threads)."""
     settings = settings_or_exit()
+    refuse_a_busy_port(settings.port)
     directory = _enable_multiprocess_metrics()
     try:
         from api.server import ApiServer

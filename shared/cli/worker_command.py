@@ -11,6 +11,7 @@ import time
 
 import click
 
+from shared.cli.api_command import refuse_a_busy_port
 from shared.cli.common import settings_or_exit
 
 log = logging.getLogger("exchange_tokens.cli")
@@ -51,7 +52,8 @@ def worker(roles: tuple[str, ...], metrics_port: int | None) -> None:
 def run_all() -> None:
     """Run the API and one worker in the foreground; Ctrl-C or SIGTERM stops both. If
     either dies, the other is stopped and the exit status is non-zero."""
-    settings_or_exit()  # fail early on a bad environment
+    settings = settings_or_exit()  # fail early on a bad environment, or a busy port
+    refuse_a_busy_port(settings.port)
     base = [sys.executable, "-m", "shared.cli"]
     children = {
         "api": subprocess.Popen([*base, "api"]),  # noqa: S603 - our own command
