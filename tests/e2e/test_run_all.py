@@ -53,6 +53,44 @@ def test_ctrl_c_stops_the_api_and_the_worker_and_exits_0(spawn, process_env, tmp
                for k in kids)
 
 
+# `make test-stops` runs it 50 times; the usual test run a few.
+STOP_RUNS = int(os.environ.get("RUN_ALL_STOP_RUNS", "3"))
+PROMPT_STOP_SECONDS = 5.0
+
+
+def test_every_ctrl_c_stops_promptly_and_cleanly(spawn, process_env, tmp_path):
+    # One stop in five used to hang 8-10 s and end with an API worker killed ("Perhaps
+    # out of memory?"): the terminal's SIGINT reached gunicorn, then run-all's too.
+    for attempt in range(STOP_RUNS):
+        run_dir = tmp_path / str(attempt)
+        run_dir.mkdir()
+        proc, port = start(spawn, process_env, run_dir)
+        kids = children_of(proc.pid)
+        assert len(kids) == 2
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        started = time.monotonic()
+        assert proc.wait(25) == 0, f"stop {attempt}"
+        took = time.monotonic() - started
+        log = (run_dir / "run-all.log").read_text()
+        assert took < PROMPT_STOP_SECONDS, f"stop {attempt} took {took:.1f} s:\n{log[-3000:]}"
+        for sign in ("out of memory", "WORKER TIMEOUT", "Traceback", '"level": "error"',
+                     '"level": "critical"'):
+            assert sign not in log, f"stop {attempt}: {sign!r}\n{log[-3000:]}"
+        assert not healthy(port)
+        assert all(not os.path.exists(f"/proc/{k}") for k in kids)
+
+
+def test_a_killed_run_all_takes_its_children_with_it(spawn, process_env, tmp_path):
+    # The children have their own process groups (so Ctrl-C reaches only run-all): a
+    # group kill of run-all no longer reaches them, so they must follow it on their own.
+    proc, port = start(spawn, process_env, tmp_path)
+    kids = children_of(proc.pid)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    wait_until(lambda: not any(os.path.exists(f"/proc/{k}") for k in kids), timeout=25)
+    assert not healthy(port)
+
+
 def test_if_the_worker_dies_the_api_is_stopped_and_the_status_is_non_zero(
     spawn, process_env, tmp_path
 ):
