@@ -10,6 +10,7 @@ from typing import Any
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
+from api.startup import announce
 from shared.logs import configure_logging
 from shared.settings import Settings
 
@@ -26,6 +27,11 @@ class JsonLogger(glogging.Logger):
             logger.propagate = True
         self.error_log.setLevel(cfg.loglevel.upper())
         self.access_log.disabled = True
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if msg.startswith("Listening at:") and args and not args[0]:
+            return  # empty with one socket per worker; api/startup.py says where instead
+        super().info(msg, *args, **kwargs)
 
 
 def _child_exit(_server: Any, worker: Any) -> None:
@@ -44,8 +50,9 @@ WORKER_CLASSES = {
 
 
 class ApiServer(BaseApplication):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker_metrics_port: int | None = None) -> None:
         self.settings = settings
+        self.worker_metrics_port = worker_metrics_port  # named in the start line when given
         super().__init__()
 
     def load_config(self) -> None:
@@ -68,6 +75,7 @@ class ApiServer(BaseApplication):
             "accesslog": None,
             "preload_app": False,  # each worker builds its app (and engine) after the fork
             "child_exit": _child_exit,
+            "when_ready": lambda _arbiter: announce(s.port, self.worker_metrics_port),
             "proc_name": "exchange-tokens-api",
             # One fixed control socket per user would make two API instances on one host
             # (tests, benchmarks) fight over it; signals are all we need.

@@ -39,7 +39,9 @@ def refuse_a_busy_port(port: int) -> None:
 
 
 @click.command()
-def api() -> None:
+# run-all starts a worker beside the API: its metrics port goes in the API's start line.
+@click.option("--worker-metrics-port", type=int, default=None, hidden=True)
+def api(worker_metrics_port: int | None) -> None:
     """Serve the API on $PORT (gunicorn, WEB_CONCURRENCY workers x WEB_THREADS threads)."""
     settings = settings_or_exit()
     refuse_a_busy_port(settings.port)
@@ -47,6 +49,6 @@ def api() -> None:
     try:
         from api.server import ApiServer
 
-        ApiServer(settings).run()
+        ApiServer(settings, worker_metrics_port).run()
     finally:
         shutil.rmtree(directory, ignore_errors=True)

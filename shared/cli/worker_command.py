@@ -61,7 +61,9 @@ def run_all() -> None:
     # children shared the group, gunicorn got the terminal's SIGINT and then the forwarded
     # one: about one stop in five hung 8-10 s and ended with a worker killed.
     children = {
-        "api": _start_child([*base, "api"]),
+        # The API's start line names the worker's metrics too.
+        "api": _start_child([*base, "api",
+                             f"--worker-metrics-port={settings.worker_metrics_port}"]),
         "worker": _start_child([*base, "worker"]),
     }
     stop_requested_at: float | None = None

@@ -80,6 +80,21 @@ def test_every_ctrl_c_stops_promptly_and_cleanly(spawn, process_env, tmp_path):
         assert all(not os.path.exists(f"/proc/{k}") for k in kids)
 
 
+def test_run_all_says_in_one_line_where_the_api_its_docs_and_the_workers_metrics_are(
+        spawn, process_env, tmp_path):
+    from tests.integration.api.test_start_line import start_lines
+
+    metrics_port = free_port()
+    process_env["WORKER_METRICS_PORT"] = str(metrics_port)
+    proc, port = start(spawn, process_env, tmp_path)
+    [line] = start_lines((tmp_path / "run-all.log").read_text())
+    assert f"http://localhost:{port}/api/" in line["event"]
+    assert line["worker_metrics"] == f"http://localhost:{metrics_port}/metrics"
+    assert line["worker_metrics"] in line["event"] and line["docs"] in line["event"]
+    with urllib.request.urlopen(line["worker_metrics"], timeout=5) as r:  # noqa: S310
+        assert r.status == 200
+
+
 def test_a_killed_run_all_takes_its_children_with_it(spawn, process_env, tmp_path):
     # The children have their own process groups (so Ctrl-C reaches only run-all): a
     # group kill of run-all no longer reaches them, so they must follow it on their own.
