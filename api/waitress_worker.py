@@ -12,6 +12,7 @@ the app, so a slow or idle connection costs a file descriptor, not a thread.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
@@ -30,6 +31,9 @@ class WaitressWorker(Worker):
     _wake: Any = None
 
     def run(self) -> None:
+        # "Task queue depth is N", once per request that waits for a thread: at peak
+        # load that is a warning line per request. The latency metrics show saturation.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         socket_map: dict[int, Any] = {}
         create_server(
             self.wsgi,
