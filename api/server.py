@@ -45,7 +45,7 @@ def _child_exit(_server: Any, worker: Any) -> None:
 # slow or idle connections hold no thread (api/waitress_worker.py); gthread is gunicorn's.
 WORKER_CLASSES = {
     "waitress": "api.waitress_worker.WaitressWorker",
-    "gthread": "gthread",
+    "gthread": "api.gthread_worker.JsonRefusalThreadWorker",
 }
 
 

@@ -68,6 +68,30 @@ def test_a_refusal_by_the_server_is_the_contracts_json_and_closes(api, raw, stat
     assert exchange(api.port, _get()).status == 200
 
 
+# Under WEB_WORKER=gthread, gunicorn's own refusals of a request's head are JSON too. (Its
+# body framing errors surface only when the app reads the body, and an app 413 still drops
+# the connection: reasons waitress is the default.)
+HEAD_CASES = ("100 KB bearer token", "one header of 9 KB", "101 headers", "10 KB path",
+              "Content-Length with Transfer-Encoding", "lowercase method")
+
+
+@pytest.fixture(scope="module")
+def gthread_api(settings, tmp_path_factory):
+    with api_process(settings, tmp_path_factory.mktemp("gthread"), WEB_CONCURRENCY="1",
+                     WEB_WORKER="gthread") as proc:
+        yield proc
+
+
+@pytest.mark.parametrize("case", HEAD_CASES)
+def test_gthreads_refusals_of_a_head_are_the_contracts_json(gthread_api, case):
+    raw, status, code = CASES[case]
+    answer = exchange(gthread_api.port, raw)
+    assert answer.status == status, answer
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["error"]["code"] == code
+    assert answer.headers["connection"].lower() == "close"
+
+
 def test_a_413_from_the_app_keeps_the_connection_usable(api):
     # Before: the 413 said keep-alive and the server dropped the connection, so a pooled
     # client's next request on it got no answer.

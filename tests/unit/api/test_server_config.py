@@ -25,7 +25,8 @@ def test_defaults_are_two_waitress_processes_of_six_threads(monkeypatch):
 
 
 def test_web_worker_gthread_selects_gunicorns_threaded_worker():
-    assert _config(web_worker="gthread").worker_class_str == "gthread"
+    assert _config(web_worker="gthread").worker_class_str == (
+        "api.gthread_worker.JsonRefusalThreadWorker")
 
 
 def test_workers_and_threads_follow_the_settings():
