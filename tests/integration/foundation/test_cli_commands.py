@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 
 from shared import jwt_tokens, services
 from shared.bootstrap import Container, bootstrap
-from shared.cli import main
+from cli import main
 from shared.clock import FixedClock
 from shared.services.views import TokenView
 from shared.settings import Settings

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from schemas.events import TokenRedeemed
 from shared import services
 from shared.bootstrap import Container
-from shared.cli import main
+from cli import main
 from shared.clock import FixedClock
 from shared.services.deps import Deps
 from shared.services.reconcile import reconcile

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from shared import jwt_tokens
-from shared.cli.common import settings_or_exit
+from cli.common import settings_or_exit
 
 
 def register(group: click.Group) -> None:

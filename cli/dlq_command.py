@@ -19,7 +19,7 @@ from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 from sqlalchemy.exc import OperationalError
 
 from shared.bootstrap import Container, bootstrap
-from shared.cli.common import settings_or_exit, table
+from cli.common import settings_or_exit, table
 from shared.messaging import dead_letter_audit as audit
 from shared.messaging import dead_letter_console as console
 from shared.messaging.dead_letter_queue import ParkingQueue
