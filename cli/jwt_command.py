@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from shared import jwt_tokens
 from cli.common import settings_or_exit
+from shared import jwt_tokens
 
 
 def register(group: click.Group) -> None:

@@ -22,9 +22,9 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
+from cli import main
 from shared import jwt_tokens, services
 from shared.bootstrap import Container, bootstrap
-from cli import main
 from shared.clock import FixedClock
 from shared.services.views import TokenView
 from shared.settings import Settings

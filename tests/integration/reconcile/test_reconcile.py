@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 
+from cli import main
 from schemas.events import TokenRedeemed
 from shared import services
 from shared.bootstrap import Container
-from cli import main
 from shared.clock import FixedClock
 from shared.services.deps import Deps
 from shared.services.reconcile import reconcile
