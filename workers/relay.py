@@ -34,7 +34,7 @@ from shared.messaging import amqp_client
 from shared.messaging.names import Names
 from shared.messaging.publisher import ConfirmingPublisher, Outgoing, Sent
 from shared.persistence import outbox
-from shared.persistence.database import is_unavailable
+from shared.persistence.transactions import is_unavailable
 from shared.settings import Settings
 from workers import metrics
 from workers.backoff import Backoff

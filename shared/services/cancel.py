@@ -7,8 +7,8 @@ import uuid
 from sqlalchemy import select
 
 from shared.errors import DomainError, TokenAlreadyRedeemed, TokenNotFound
-from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.tables import LedgerEntry, Token
+from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
 from shared.services.lookup import gone, refund_of_token, settled_fate
 from shared.services.refund import (

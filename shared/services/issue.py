@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from schemas.events import SCHEMA_VERSION
 from shared.codes import new_code
 from shared.errors import InsufficientPoints, TooManyActiveTokens
-from shared.persistence.database import retry_transaction, single_statement, unit_of_work
 from shared.persistence.outbox import event_headers
 from shared.persistence.tables import Token
+from shared.persistence.transactions import retry_transaction, single_statement, unit_of_work
 from shared.services.deps import Deps
 from shared.services.refund import EXPIRED, expired_condition, log_refunds, refund_tokens
 from shared.services.views import Issued, Refund, TokenView

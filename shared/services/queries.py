@@ -10,8 +10,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from shared.errors import TokenNotFound
-from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.tables import Account, LedgerEntry, Token
+from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
 from shared.services.lookup import gone, refund_of_token
 from shared.services.refund import EXPIRED, expired_condition, log_refunds, refund_tokens

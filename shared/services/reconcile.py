@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from shared.persistence.database import unit_of_work
+from shared.persistence.transactions import unit_of_work
 from shared.services.deps import Deps
 from shared.services.sweep import sweep, sweep_all
 from shared.services.views import Refund

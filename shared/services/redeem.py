@@ -8,9 +8,9 @@ from sqlalchemy import select, update
 
 from schemas.events import TokenRedeemed
 from shared.errors import DomainError, TokenAlreadyRedeemed, TokenNotFound
-from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.outbox import record_events
 from shared.persistence.tables import LedgerEntry, Token
+from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
 from shared.services.lookup import gone, refund_and_owner, settled_fate
 from shared.services.refund import EXPIRED, expired_condition, log_refunds, refund_tokens

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.tables import Token
+from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
 from shared.services.refund import EXPIRED, expired_condition, log_refunds, refund_tokens
 from shared.services.views import Refund

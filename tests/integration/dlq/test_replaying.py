@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 from schemas.events import TokenRedeemed
 from shared import services
-from shared.clock import FixedClock
 from shared.messaging.names import H_ATTEMPTS, H_EXCEPTION, H_REASON, H_REPLAYED, H_STACK
 from shared.messaging.topology import delay_routing_key
 from shared.services.deps import Deps
@@ -21,6 +20,7 @@ from tests.integration.dlq.builders import (
     logged,
     redeemed,
 )
+from tests.support.clock import FixedClock
 
 
 def ids_in_parking(cli):
