@@ -12,8 +12,8 @@ import time
 
 import click
 
-from shared.cli.api_command import refuse_a_busy_port
-from shared.cli.common import settings_or_exit
+from cli.api_command import refuse_a_busy_port
+from cli.common import settings_or_exit
 
 log = logging.getLogger("exchange_tokens.cli")
 
@@ -55,7 +55,7 @@ def run_all() -> None:
     either dies, the other is stopped and the exit status is non-zero."""
     settings = settings_or_exit()  # fail early on a bad environment, or a busy port
     refuse_a_busy_port(settings.port)
-    base = [sys.executable, "-m", "shared.cli"]
+    base = [sys.executable, "-m", "cli"]
     # Each child in its own process group: a terminal's Ctrl-C goes to the foreground
     # group, which is then this process alone, and it forwards one SIGTERM. When the
     # children shared the group, gunicorn got the terminal's SIGINT and then the forwarded
