@@ -55,7 +55,9 @@ def test_ctrl_c_stops_the_api_and_the_worker_and_exits_0(spawn, process_env, tmp
 
 # `make test-stops` runs it 50 times; the usual test run a few.
 STOP_RUNS = int(os.environ.get("RUN_ALL_STOP_RUNS", "3"))
-PROMPT_STOP_SECONDS = 5.0
+# Idle, a stop takes about a second; on a loaded 2-core machine a cold first stop has taken
+# 5.6 s. The defect took 8-10 s and left gunicorn's "Perhaps out of memory?" in the log.
+PROMPT_STOP_SECONDS = 7.5
 
 
 def test_every_ctrl_c_stops_promptly_and_cleanly(spawn, process_env, tmp_path):
