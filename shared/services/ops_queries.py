@@ -33,7 +33,7 @@ _LATENESS = text("""
         SELECT created_at - (payload->>'expires_at')::timestamptz AS late
         FROM outbox
         WHERE id > (SELECT coalesce(max(id), 0) FROM outbox) - :rows
-          AND event_type = 'TokenExpired'
+          AND event_type = 'TokenExpired' AND payload->>'restored' = 'true'
           AND created_at >= now() - make_interval(secs => :window)
     )
     SELECT count(*) AS n,

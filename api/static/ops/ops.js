@@ -69,6 +69,7 @@ function login(token) {
   $("#main").hidden = false;
   $("#logout").hidden = false;
   refreshAll();
+  poll();
 }
 
 function logout() {
@@ -274,6 +275,7 @@ async function refreshAll() {
 // Polling: jobs every second while one runs; the rest every 10 s.
 let polling = null;
 async function poll() {
+  clearTimeout(polling);
   if ($("#main").hidden) return;
   await guarded(async () => {
     const jobs = await loadJobs();
@@ -312,5 +314,4 @@ document.addEventListener("DOMContentLoaded", () => {
   setInterval(() => { if (!$("#main").hidden) guarded(loadTimers); }, 10000);
   const saved = sessionStorage.getItem(KEY);
   if (saved) login(saved);
-  poll();
 });
