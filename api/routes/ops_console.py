@@ -41,6 +41,7 @@ from shared.jwt_tokens import Principal
 from shared.services import ops_jobs, ops_queries
 from shared.services.ops_dead_letters import ParkingQueue, audit, console
 from shared.services.ops_preview import preview
+from shared.services.ops_reading import ReaderBusy, read_all
 from shared.services.ops_selection import Filter, InvalidSelection, Selection
 from shared.services.reconcile import reconcile
 
@@ -66,6 +67,9 @@ def parking() -> Iterator[ParkingQueue]:
     except AMQPError as exc:
         raise ApiError(503, "service_unavailable",
                        {"dependency": "broker", "error": type(exc).__name__},
+                       {"Retry-After": "1"}) from None
+    except ReaderBusy:
+        raise ApiError(503, "service_unavailable", {"reason": "parking queue busy"},
                        {"Retry-After": "1"}) from None
 
 
@@ -141,8 +145,8 @@ def blueprint(spec: SpecTree) -> Blueprint:
         q = _query()
         selection, limit = selection_of(q), _limit(q, DEFAULT_LIST)
         with parking() as queue:
-            depth = queue.depth()
-            letters = selection.pick(queue.peek(MAX_READ))
+            depth, read = read_all(deps(), queue, MAX_READ)
+        letters = selection.pick(read)
         return jsonify({"depth": depth, "read": len(letters),
                         "messages": [dl.summary() for dl in letters[:limit]]})
 
@@ -153,8 +157,8 @@ def blueprint(spec: SpecTree) -> Blueprint:
         reader()
         selection = selection_of(_query())
         with parking() as queue:
-            depth = queue.depth()
-            letters = selection.pick(queue.peek(MAX_READ))
+            depth, read = read_all(deps(), queue, MAX_READ)
+        letters = selection.pick(read)
         return jsonify({"depth": depth, "read": len(letters), "groups": [
             {"exception_type": e, "reason": r, "count": n} for e, r, n in console.group(letters)]})
 
@@ -172,7 +176,7 @@ def blueprint(spec: SpecTree) -> Blueprint:
         """One dead letter whole: headers, body, attempts, exception, origin."""
         reader()
         with parking() as queue:
-            found = console.find(queue, message_id)
+            found = [dl for dl in read_all(deps(), queue)[1] if dl.id == message_id]
         if not found:
             raise ApiError(404, "dead_letter_not_found", {"id": message_id})
         return jsonify({**found[0].details(), "copies": len(found)})

@@ -29,6 +29,7 @@ from shared.persistence.database import unit_of_work
 from shared.persistence.tables import OpsJob
 from shared.services.deps import Deps
 from shared.services.ops_dead_letters import REPLAYED, Held, Parked, ParkingQueue, audit, console
+from shared.services.ops_reading import read_all
 from shared.services.ops_selection import Selection
 
 log = logging.getLogger("exchange_tokens.ops")
@@ -227,7 +228,7 @@ def run(deps: Deps, queue: ParkingQueue, job_id: int, worker_id: str,
 
 def _freeze(deps: Deps, queue: ParkingQueue, job: JobView, worker_id: str) -> tuple[list[str], int]:
     selection = Selection.from_json(job.selection)
-    ids = list(dict.fromkeys(dl.id for dl in selection.pick(queue.peek())))
+    ids = list(dict.fromkeys(dl.id for dl in selection.pick(read_all(deps, queue)[1])))
     audit_id = audit.begin(deps, job.actor, job.kind, ids, False)
     with unit_of_work(deps.session_factory) as session:
         session.execute(update(OpsJob).where(OpsJob.id == job.id,

@@ -10,6 +10,7 @@ from typing import Any
 
 from shared.services.deps import Deps
 from shared.services.ops_dead_letters import DeadLetter, ParkingQueue, verdicts
+from shared.services.ops_reading import read_all
 from shared.services.ops_selection import Selection
 
 _REFUND = re.compile(r"would restore (\d+) points")
@@ -64,7 +65,7 @@ def preview(deps: Deps, queue: ParkingQueue, selection: Selection,
             limit: int | None = None) -> tuple[list[dict[str, Any]], Effect]:
     """Each selected message's verdict and the total effect. Holds nothing afterwards:
     the letters are read and put back before they are judged."""
-    letters = selection.pick(queue.peek(limit))
+    letters = selection.pick(read_all(deps, queue, limit)[1])
     said = verdicts(deps, letters, queue.exchange_problem)
     effect = Effect()
     rows = []

@@ -91,8 +91,9 @@ function query(params) {
 
 async function loadDeadLetters() {
   const qs = query(state.filter);
-  const [groups, list] = await Promise.all([
-    api(`/api/ops/dead-letters/groups?${qs}`), api(`/api/ops/dead-letters?${qs}`)]);
+  // One after the other: each read holds the whole parking queue for a moment.
+  const groups = await api(`/api/ops/dead-letters/groups?${qs}`);
+  const list = await api(`/api/ops/dead-letters?${qs}`);
   $("#depth").textContent = `${groups.depth} parked`;
   const gbody = $("#groups tbody");
   gbody.replaceChildren(...groups.groups.map((g) => el("tr", {},
@@ -158,6 +159,7 @@ async function preview() {
   $("#replay").disabled = !e.messages;
   $("#purge").disabled = !e.messages;
   say(`Preview of ${state.label}: nothing was changed.`);
+  await loadHistory();
 }
 
 function confirmThen(text, action) {
