@@ -166,11 +166,12 @@ class _Progress:
                 .values(done=self.done, failed=self.failed,
                         outcomes=OpsJob.outcomes.op("||")(_jsonb(self.pending)),
                         heartbeat_at=text("now()"), **final)
-            ).rowcount
+                .returning(OpsJob.id)
+            ).first()
             session.commit()
         self.pending = {}
         self.last_write = time.monotonic()
-        if not changed:
+        if changed is None:
             raise JobLost(f"job {self.job_id} was claimed by another worker")
 
 
