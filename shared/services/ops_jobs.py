@@ -25,8 +25,8 @@ from typing import Any
 from sqlalchemy import literal, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shared.persistence.database import unit_of_work
 from shared.persistence.tables import OpsJob
+from shared.persistence.transactions import unit_of_work
 from shared.services.deps import Deps
 from shared.services.ops_dead_letters import REPLAYED, Held, Parked, ParkingQueue, audit, console
 from shared.services.ops_reading import read_all

@@ -19,8 +19,8 @@ from sqlalchemy import desc, select, text
 
 from shared.messaging.names import Names
 from shared.messaging.topology import CONSUMERS
-from shared.persistence.database import unit_of_work
 from shared.persistence.tables import OpsSample
+from shared.persistence.transactions import unit_of_work
 from shared.services.deps import Deps
 
 LATENESS_WINDOW_SECONDS = 300

@@ -25,7 +25,6 @@ from sqlalchemy import text
 
 from schemas.events import TokenExpired
 from shared import jwt_tokens, services
-from shared.clock import FixedClock
 from shared.messaging.names import (
     H_ATTEMPTS,
     H_DEAD_LETTERED_AT,
@@ -38,6 +37,7 @@ from shared.messaging.names import (
 from shared.messaging.topology import Topology, delay_routing_key
 from shared.services.deps import Deps
 from shared.settings import Settings
+from tests.support.clock import FixedClock
 from tests.support.service_env import service_env
 
 EXE = str(Path(sys.executable).with_name("exchange-tokens"))
