@@ -76,9 +76,10 @@ class Stack:
         self.procs[name] = proc
         return proc
 
-    def api(self) -> str:
+    def api(self, **env: str) -> str:
         self.port = free_port()
-        self.start("api", "api", PORT=str(self.port), WEB_CONCURRENCY="1", WEB_THREADS="4")
+        self.start("api", "api", PORT=str(self.port), WEB_CONCURRENCY="1", WEB_THREADS="4",
+                   **env)
         wait_for(lambda: _healthy(self.port), 30, "the API to answer")
         return self.url
 

@@ -163,6 +163,11 @@ def test_the_dry_run_effect_is_what_the_database_shows_after_the_replay(
     _, timers = call(f"{api}/api/ops/timers", viewer)
     assert timers["expiry_lateness"]["refunds"] >= 12
     assert timers["expiry_lateness"]["p99"] >= 3000
+    # And the ops role has sampled the figures for the charts
+    _, samples = call(f"{api}/api/ops/samples", viewer)
+    assert samples["samples"], "no sample taken by the ops role"
+    assert {"expiry_lateness", "outbox", "dead_letters", "queues"} <= set(
+        samples["samples"][-1]["figures"])
 
 
 def test_a_job_survives_the_api_process_that_started_it(stack, api, channel, ops_topology,
@@ -241,3 +246,17 @@ def test_the_books_and_the_timers(api, channel, ops_topology, deps, viewer):
     queues = {q["queue"]: q for q in timers["queues"]}
     assert queues[ops_topology.names.consumer_queue("expire")]["consumers"] == 0
     assert {"p50", "p90", "p99", "refunds"} <= set(timers["expiry_lateness"])
+
+
+def test_with_the_broker_away_reads_and_dry_runs_answer_503_promptly(stack, deps, viewer,
+                                                                     operator):
+    from tests.support.ops_stack import free_port
+
+    url = stack.api(AMQP_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F")
+    started = time.monotonic()
+    status, body = call(f"{url}/api/ops/dead-letters", viewer)
+    assert status == 503 and body["error"]["details"]["dependency"] == "broker"
+    status, _ = call(f"{url}/api/ops/jobs", operator, "POST",
+                     {"kind": "replay", "selection": {"filter": {}}, "dry_run": True})
+    assert status == 503
+    assert time.monotonic() - started < 15
