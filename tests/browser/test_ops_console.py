@@ -133,8 +133,14 @@ def test_an_operator_previews_replays_a_group_of_1000_and_watches_it_finish(
     books = page.get_by_test_id("books-status")
     books.wait_for(timeout=30_000)
     page.locator("#books-section").scroll_into_view_if_needed()
-    shot(page, "books-and-timers")
+    shot(page, "books")
     assert "Balanced" in books.inner_text() or "problems found" in books.inner_text()
+
+    # The timers, with the charts drawn from the workers' samples
+    page.evaluate("() => document.querySelector('#timers-section').scrollIntoView()")
+    wait_for(lambda: page.locator("#chart-depth svg polyline").count() == 1, 20, "the charts")
+    assert "Dead-letter depth" in page.locator("#timers").inner_text()
+    shot(page, "timers")
     page.close()
 
 

@@ -222,8 +222,19 @@ async function loadBooks() {
     el("p", { class: b.clean ? "done" : "failed", "data-testid": "books-status" },
       b.clean ? "Balanced: every point is accounted for." : `${b.problems.length} problems found.`),
     el("p", { class: "muted" }, `${b.accounts} accounts, ${b.tokens} tokens, ${b.ledger_rows} ledger rows, checked at ${b.checked_at} in ${b.elapsed_ms} ms.`),
-    ...(b.problems.length ? [el("pre", {}, JSON.stringify(b.problems.slice(0, 50), null, 2))] : []));
+    ...(b.problems.length ? [problemsTable(b.problems)] : []));
   say("");
+}
+
+function problemsTable(problems) {
+  const shown = problems.slice(0, 20);
+  const details = (d) => Object.entries(d).map(([k, v]) => `${k}=${v}`).join(" ");
+  return el("table", { "aria-label": "Problems in the books" },
+    el("thead", {}, el("tr", {}, ...["Problem", "User", "Token", "Details"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, ...shown.map((p) => el("tr", {},
+      el("td", {}, p.kind), el("td", {}, p.user_id ?? ""), el("td", {}, p.token_id ?? ""),
+      el("td", {}, details(p.details || {}))))),
+    ...(problems.length > shown.length ? [el("caption", {}, `the first ${shown.length} of ${problems.length}`)] : []));
 }
 
 const fmt = (v, unit = "") => (v === null || v === undefined ? "–" : `${Math.round(v * 1000) / 1000}${unit}`);
@@ -238,7 +249,7 @@ async function loadTimers() {
     ["Outbox backlog", `${t.outbox.backlog} (oldest ${fmt(t.outbox.oldest_age_seconds, " s")})`],
     ["Dead-letter depth", t.dead_letters.depth ?? "–"],
   ];
-  $("#timers").replaceChildren(...items.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  $("#timers").replaceChildren(...items.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
   $("#queues tbody").replaceChildren(...t.queues.map((q) => el("tr", {},
     el("td", {}, q.queue), el("td", { class: "num" }, q.messages ?? "–"), el("td", { class: "num" }, q.consumers ?? "–"))));
   const { samples } = await api("/api/ops/samples");
@@ -287,7 +298,11 @@ async function poll() {
       state.wasRunning = true;
       return;
     }
-    if (state.wasRunning) { state.wasRunning = false; await Promise.all([loadDeadLetters(), loadHistory()]); }
+    if (state.wasRunning) {  // a job just ended: what it changed shows everywhere
+      state.wasRunning = false;
+      await loadDeadLetters();
+      await Promise.all([loadHistory(), loadTimers()]);
+    }
     polling = setTimeout(poll, 3000);
   });
 }
