@@ -103,8 +103,9 @@ def selection_of(q: SelectionQuery) -> Selection:
         raise invalid("selection", str(exc)) from None
 
 
-def dry_run_body(kind: str, selection: Selection, who: Principal) -> dict[str, Any]:
-    """Each message's verdict and the total effect, recorded in the audit trail."""
+def dry_run_body(kind: str, selection: Selection, who: Principal | None) -> dict[str, Any]:
+    """Each message's verdict and the total effect; recorded in the audit trail when
+    ``who`` is given (an operator's dry run by POST: a GET writes nothing)."""
     with parking() as queue:
         rows, effect = preview(deps(), queue, selection, MAX_READ)
     if kind == "purge":  # a purge refunds nothing: every message is simply dropped
@@ -113,10 +114,11 @@ def dry_run_body(kind: str, selection: Selection, who: Principal) -> dict[str, A
                        "users": 0, "no_ops": len(rows), "failures": 0, "other": 0}
     else:
         effect_json = effect.as_json()
-    audit_id = audit.begin(deps(), who.sub, kind, [r["id"] for r in rows], True)
-    audit.finish(deps(), audit_id, [r["id"] for r in rows],
-                 {"status": "dry run", "effect": effect_json,
-                  "verdicts": {r["id"]: r["verdict"] for r in rows}})
+    if who is not None:
+        audit_id = audit.begin(deps(), who.sub, kind, [r["id"] for r in rows], True)
+        audit.finish(deps(), audit_id, [r["id"] for r in rows],
+                     {"status": "dry run", "effect": effect_json,
+                      "verdicts": {r["id"]: r["verdict"] for r in rows}})
     return {"dry_run": True, "kind": kind, "selection": selection.as_json(),
             "effect": effect_json, "messages": rows}
 
@@ -166,9 +168,10 @@ def blueprint(spec: SpecTree) -> Blueprint:
     @documented(spec, (200, DryRun), 422, tags=TAGS, query=SelectionQuery)
     def effect() -> Response:
         """Dry run of a replay of a selection: each message's verdict against the
-        database, and the total effect. Changes nothing (viewer or operator)."""
-        who = reader()
-        return jsonify(dry_run_body("replay", selection_of(_query()), who))
+        database, and the total effect. Changes nothing, writes nothing (viewer or
+        operator); an operator's dry run by ``POST /api/ops/jobs`` is kept in the history."""
+        reader()
+        return jsonify(dry_run_body("replay", selection_of(_query()), None))
 
     @bp.get("/api/ops/dead-letters/<message_id>")
     @documented(spec, (200, DeadLetterDetails), 404, tags=TAGS)

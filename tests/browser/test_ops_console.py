@@ -153,6 +153,12 @@ def test_a_viewer_sees_no_action_and_the_api_refuses_its_actions(
     assert "victor (viewer)" in page.locator("#who").inner_text()
     for name in ("Replay…", "Purge…"):
         assert not page.get_by_role("button", name=name).is_visible()
+    # A viewer may still preview what a replay would do
+    page.get_by_role("button", name="Select group").click()
+    page.get_by_role("button", name="Preview the effect").click()
+    page.get_by_test_id("effect-failures").wait_for(timeout=30_000)
+    assert page.get_by_test_id("effect-failures").locator("b").inner_text() == "2"
+    shot(page, "viewer")
     # The page hides the buttons; the API is what refuses.
     status = page.evaluate("""async () => {
         const r = await fetch('/api/ops/jobs', {method: 'POST', headers: {

@@ -132,6 +132,12 @@ function select(selection, label) {
   $("#preview").focus();
 }
 
+function selectionQuery(sel) {
+  if (sel.ids) return { ids: sel.ids.join(",") };
+  if (sel.group) return { group_exception_type: sel.group.exception_type, group_reason: sel.group.reason };
+  return sel.filter;
+}
+
 function filterFromForm() {
   const data = Object.fromEntries(new FormData($("#filter-form")));
   const filter = {};
@@ -141,8 +147,11 @@ function filterFromForm() {
 
 async function preview() {
   say("Judging each message against the database…");
-  const r = await api("/api/ops/jobs", { method: "POST",
-    body: JSON.stringify({ kind: "replay", selection: state.selection, dry_run: true }) });
+  // An operator's dry run is kept in the history; a viewer's is a plain read.
+  const r = state.canAct
+    ? await api("/api/ops/jobs", { method: "POST",
+      body: JSON.stringify({ kind: "replay", selection: state.selection, dry_run: true }) })
+    : await api(`/api/ops/dead-letters/effect?${query(selectionQuery(state.selection))}`);
   state.previewed = r;
   const e = r.effect;
   const fig = (n, label, id) => el("div", { "data-testid": id }, el("b", {}, n), label);
