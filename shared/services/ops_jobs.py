@@ -228,13 +228,19 @@ def run(deps: Deps, queue: ParkingQueue, job_id: int, worker_id: str,
 
 
 def _freeze(deps: Deps, queue: ParkingQueue, job: JobView, worker_id: str) -> tuple[list[str], int]:
+    """Evaluate the selection once and record its ids, if this worker still owns the job."""
     selection = Selection.from_json(job.selection)
     ids = list(dict.fromkeys(dl.id for dl in selection.pick(read_all(deps, queue)[1])))
+    with unit_of_work(deps.session_factory) as session:
+        owned = session.execute(
+            update(OpsJob).where(OpsJob.id == job.id, OpsJob.claimed_by == worker_id)
+            .values(message_ids=ids, total=len(ids)).returning(OpsJob.id)).first()
+        session.commit()
+    if owned is None:
+        raise JobLost(f"job {job.id} was claimed by another worker")
     audit_id = audit.begin(deps, job.actor, job.kind, ids, False)
     with unit_of_work(deps.session_factory) as session:
-        session.execute(update(OpsJob).where(OpsJob.id == job.id,
-                                             OpsJob.claimed_by == worker_id)
-                        .values(message_ids=ids, total=len(ids), audit_id=audit_id))
+        session.execute(update(OpsJob).where(OpsJob.id == job.id).values(audit_id=audit_id))
         session.commit()
     return ids, audit_id
 

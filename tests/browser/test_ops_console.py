@@ -105,6 +105,9 @@ def test_an_operator_previews_replays_a_group_of_1000_and_watches_it_finish(
     page.locator("#rate").fill("400")
     page.get_by_role("button", name="Replay…").click()
     assert "1000 messages" in page.locator("#confirm-text").inner_text()
+    page.keyboard.press("Escape")  # changing one's mind starts nothing
+    assert not page.locator("#confirm").is_visible()
+    page.get_by_role("button", name="Replay…").click()
     page.locator("#confirm-ok").click()
     status = page.locator("#jobs tbody tr").first.get_by_test_id("job-status")
     wait_for(lambda: status.inner_text() == "running", 30, "the job to start", interval=0.05)

@@ -91,3 +91,24 @@ def test_a_refused_republish_leaves_the_dead_letter_parked(deps, ops_settings, o
     assert (done.done, done.failed) == (0, 1)
     assert "404" in ops_jobs.get(deps, job.id).outcomes["orphan"]  # type: ignore[union-attr]
     assert depth(channel, ops_topology.names.dead_letter_queue) == 1
+
+
+def test_a_worker_that_lost_its_job_stops_at_its_next_write(deps, ops_settings, channel,
+                                                           ops_topology):
+    park_poison(channel, ops_topology, 3)
+    job = ops_jobs.create(deps, "purge", POISON, "olga", rate=1000)
+    assert ops_jobs.claim(deps, "slow") == job.id
+    assert ops_jobs.claim(deps, "quick", stale_seconds=0) == job.id  # "slow" went silent
+    with ParkingQueue.open(ops_settings) as queue, pytest.raises(ops_jobs.JobLost):
+        ops_jobs.run(deps, queue, job.id, "slow")
+    row = ops_jobs.get(deps, job.id)
+    assert row is not None and row.status == "running" and row.total is None
+    assert depth(channel, ops_topology.names.dead_letter_queue) == 3  # it touched nothing
+
+
+def test_a_selection_that_matches_nothing_ends_at_once(deps, ops_settings):
+    job = ops_jobs.create(deps, "replay", Selection(ids=("not-parked",)), "olga")
+    assert ops_jobs.claim(deps, "w") == job.id
+    with ParkingQueue.open(ops_settings) as queue:
+        done = ops_jobs.run(deps, queue, job.id, "w")
+    assert (done.status, done.total, done.done, done.failed) == ("done", 0, 0, 0)
