@@ -50,7 +50,9 @@ class JobRequest(_Request):
     kind: Literal["replay", "purge"]
     selection: SelectionSpec
     dry_run: bool = False
-    rate: Annotated[float, Field(gt=0, le=MAX_RATE,
+    # At least one a second: a job writes its heartbeat between messages, and a job
+    # silent for 30 s is taken over by another worker.
+    rate: Annotated[float, Field(ge=1, le=MAX_RATE,
                                  description="Messages a second (default 100).")] | None = None
 
 

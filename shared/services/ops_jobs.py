@@ -36,7 +36,7 @@ log = logging.getLogger("exchange_tokens.ops")
 
 KINDS = ("replay", "purge")
 DEFAULT_RATE = 100.0  # messages a second
-MAX_RATE = 1000.0
+MIN_RATE, MAX_RATE = 1.0, 1000.0  # at least one a second: the heartbeat goes between messages
 STALE_SECONDS = 30.0
 PROGRESS_EVERY_SECONDS = 0.5
 PURGED = "purged"
@@ -92,8 +92,8 @@ def create(deps: Deps, kind: str, selection: Selection, actor: str,
     """Queue a job; a worker's ``ops`` role runs it."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
-    if not 0 < rate <= MAX_RATE:
-        raise ValueError(f"rate must be above 0 and at most {MAX_RATE:g}")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise ValueError(f"rate must be from {MIN_RATE:g} to {MAX_RATE:g} messages a second")
     with unit_of_work(deps.session_factory) as session:
         row = OpsJob(kind=kind, actor=actor, selection=selection.as_json(), rate=rate)
         session.add(row)

@@ -99,7 +99,8 @@ def test_bad_selections_are_refused_and_change_nothing(api, channel, ops_topolog
                  {"kind": "replay", "selection": {"ids": ["a"], "filter": {}}},
                  {"kind": "replay", "selection": {"ids": []}},
                  {"kind": "explode", "selection": {"filter": {}}},
-                 {"kind": "replay", "selection": {"filter": {}}, "rate": 5000}):
+                 {"kind": "replay", "selection": {"filter": {}}, "rate": 5000},
+                 {"kind": "replay", "selection": {"filter": {}}, "rate": 0.01}):
         status, answer = call(f"{api}/api/ops/jobs", operator, "POST", body)
         assert status == 422, body
         assert answer["error"]["code"] == "validation_error"
