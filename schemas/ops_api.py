@@ -140,6 +140,8 @@ class DryRun(BaseModel):
     kind: Literal["replay", "purge"]
     selection: dict[str, Any]
     effect: Effect
+    truncated: bool = Field(description="More were parked than one read takes (10,000): "
+                                        "only the oldest were judged.")
     messages: list[Verdict]
 
 

@@ -107,7 +107,7 @@ def dry_run_body(kind: str, selection: Selection, who: Principal | None) -> dict
     """Each message's verdict and the total effect; recorded in the audit trail when
     ``who`` is given (an operator's dry run by POST: a GET writes nothing)."""
     with parking() as queue:
-        rows, effect = preview(deps(), queue, selection, MAX_READ)
+        rows, effect, truncated = preview(deps(), queue, selection, MAX_READ)
     if kind == "purge":  # a purge refunds nothing: every message is simply dropped
         rows = [{**r, "verdict": "would be purged", "effect": "no-op"} for r in rows]
         effect_json = {"messages": len(rows), "refunds": 0, "points_refunded": 0,
@@ -120,7 +120,7 @@ def dry_run_body(kind: str, selection: Selection, who: Principal | None) -> dict
                      {"status": "dry run", "effect": effect_json,
                       "verdicts": {r["id"]: r["verdict"] for r in rows}})
     return {"dry_run": True, "kind": kind, "selection": selection.as_json(),
-            "effect": effect_json, "messages": rows}
+            "effect": effect_json, "truncated": truncated, "messages": rows}
 
 
 def books_json() -> dict[str, Any]:
@@ -179,7 +179,7 @@ def blueprint(spec: SpecTree) -> Blueprint:
         """One dead letter whole: headers, body, attempts, exception, origin."""
         reader()
         with parking() as queue:
-            found = [dl for dl in read_all(deps(), queue)[1] if dl.id == message_id]
+            found = [dl for dl in read_all(deps(), queue, MAX_READ)[1] if dl.id == message_id]
         if not found:
             raise ApiError(404, "dead_letter_not_found", {"id": message_id})
         return jsonify({**found[0].details(), "copies": len(found)})

@@ -62,10 +62,12 @@ class Effect:
 
 
 def preview(deps: Deps, queue: ParkingQueue, selection: Selection,
-            limit: int | None = None) -> tuple[list[dict[str, Any]], Effect]:
-    """Each selected message's verdict and the total effect. Holds nothing afterwards:
-    the letters are read and put back before they are judged."""
-    letters = selection.pick(read_all(deps, queue, limit)[1])
+            limit: int | None = None) -> tuple[list[dict[str, Any]], Effect, bool]:
+    """Each selected message's verdict, the total effect, and whether the parking queue
+    held more than ``limit`` (then only the oldest ``limit`` were judged). Holds nothing
+    afterwards: the letters are read and put back before they are judged."""
+    depth, read = read_all(deps, queue, limit)
+    letters = selection.pick(read)
     said = verdicts(deps, letters, queue.exchange_problem)
     effect = Effect()
     rows = []
@@ -73,4 +75,4 @@ def preview(deps: Deps, queue: ParkingQueue, selection: Selection,
         kind = effect.add(letter, said[i])
         rows.append({"id": letter.id, "type": letter.type, "token_id": letter.token_id,
                      "user_id": letter.user_id, "verdict": said[i], "effect": kind})
-    return rows, effect
+    return rows, effect, depth > len(read)

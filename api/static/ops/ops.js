@@ -167,7 +167,9 @@ async function preview() {
       el("ul", {}, ...r.messages.slice(0, 500).map((m) => el("li", {}, `${m.id}: ${m.verdict}`)))));
   $("#replay").disabled = !e.messages;
   $("#purge").disabled = !e.messages;
-  say(`Preview of ${state.label}: nothing was changed.`);
+  say(r.truncated
+    ? `Preview of the oldest 10,000 parked only (there are more): nothing was changed.`
+    : `Preview of ${state.label}: nothing was changed.`);
   await loadHistory();
 }
 

@@ -146,6 +146,7 @@ def test_the_dry_run_effect_is_what_the_database_shows_after_the_replay(
     assert status == 200
     assert dry["effect"] == {"messages": 12, "refunds": 10, "points_refunded": 250, "users": 3,
                              "no_ops": 2, "failures": 0, "other": 0}
+    assert dry["truncated"] is False
     assert refunded(deps, [t.id for t in tokens[2:]]) == (0, 0, 0)  # the dry run changed nothing
     _, history = call(f"{api}/api/ops/audit", viewer)
     assert not [e for e in history["entries"] if e["actor"] == "victor"]  # nor wrote a row
