@@ -42,7 +42,8 @@ def refuse_a_busy_port(port: int) -> None:
 # run-all starts a worker beside the API: its metrics port goes in the API's start line.
 @click.option("--worker-metrics-port", type=int, default=None, hidden=True)
 def api(worker_metrics_port: int | None) -> None:
-    """Serve the API on $PORT (gunicorn, WEB_CONCURRENCY workers x WEB_THREADS threads)."""
+    """Serve the API on $PORT (gunicorn: WEB_CONCURRENCY workers of WEB_WORKER, waitress by
+    default, each with WEB_THREADS threads). A port another server holds is refused."""
     settings = settings_or_exit()
     refuse_a_busy_port(settings.port)
     directory = _enable_multiprocess_metrics()
