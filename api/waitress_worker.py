@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import time
 from typing import Any
 
@@ -40,8 +41,7 @@ class WaitressWorker(Worker):
             map=socket_map,
             sockets=[listener.sock for listener in self.sockets],
             threads=self.cfg.threads,
-            # Connections a worker holds at once; past it new ones wait in the backlog.
-            connection_limit=self.cfg.worker_connections,
+            connection_limit=_connection_limit(self.cfg.worker_connections),
             channel_timeout=self.cfg.timeout,  # idle or stalled connections are closed
             max_request_header_size=MAX_HEAD_BYTES,
             max_request_body_size=MAX_BODY_BYTES,
@@ -76,6 +76,16 @@ class WaitressWorker(Worker):
         super().handle_exit(sig, frame)
         if self._wake is not None:
             self._wake()  # wake the loop now, not at its next tick
+
+
+def _connection_limit(wanted: int) -> int:
+    """Connections a worker holds at once (past it new ones wait in the backlog), kept
+    under its open-file limit with room for its database pool and log files: at the
+    limit, accept() fails and waitress would log it for every new connection."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(16, min(wanted, soft - 64))
 
 
 def _busy(dispatcher: Any) -> bool:
