@@ -31,7 +31,9 @@ def running_command(proc: Path = Path("/proc")) -> tuple[list[str], dict[str, st
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        for i, arg in enumerate(argv[:-1]):
+        # The console script is the program (argv[0]) or the interpreter's script
+        # (argv[1]); later on, it is only an argument, e.g. to the init or a shell.
+        for i, arg in enumerate(argv[:2]):
             if arg.endswith(b"/exchange-tokens") or arg == b"exchange-tokens":
                 args = [a.decode(errors="replace") for a in argv[i + 1:] if a]
                 env = dict(e.decode(errors="replace").partition("=")[::2]
