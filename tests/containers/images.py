@@ -21,7 +21,8 @@ PUBLIC_BASE = "python:3.11-slim-bookworm"
 LOCAL_BASE = "exchange-tokens-base:bookworm-python3.11"
 # What the build needs from the repository (the rest stays out, as .dockerignore says).
 CONTEXT_FILES = ("pyproject.toml", "setup.cfg", "README.md", "api", "workers", "shared",
-                 "schemas", "deploy/Dockerfile", "deploy/healthcheck.py")
+                 "schemas", "deploy/Dockerfile", "deploy/healthcheck.py",
+                 "deploy/wait_for_schema.py")
 
 
 class ImageError(RuntimeError):

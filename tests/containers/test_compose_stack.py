@@ -79,17 +79,17 @@ def running(stack: Stack) -> dict[str, float]:
 
 @pytest.fixture
 def burst(stack_container):
-    """Issue ``count`` tokens expiring over about a second, straight into the stack's
-    database; the containers' relay and workers do the rest."""
+    """Issue ``count`` tokens expiring from 4 s after their issue over ``spread`` seconds,
+    straight into the stack's database; the containers' relay and workers do the rest."""
 
-    def issue(count: int) -> list:
+    def issue(count: int, spread: int = 4) -> list:
         deps = stack_container.deps
         users = [f"burst-{uuid.uuid4().hex[:10]}" for _ in range(20)]
         for u in users:
             services.credit(deps, u, 1000)
         ids = []
         for i in range(count):
-            short = dataclasses.replace(deps, token_ttl_seconds=2 + i % 2,
+            short = dataclasses.replace(deps, token_ttl_seconds=4 + i % spread,
                                         max_active_tokens=1000)
             ids.append(services.issue(short, users[i % 20], 1).token.id)
         return ids
@@ -134,10 +134,10 @@ def test_kill_9_of_a_worker_container_mid_burst_loses_and_doubles_nothing(
     from tests.containers.images import docker
 
     engine = stack_container.engine
+    victim = stack.wait_healthy("worker", 2)[0]
     ids = burst(1000)
     # When one worker container is killed with -9 while refunds are under way
     wait_until(lambda: refunded(engine, ids) >= 50, timeout=60, interval=0.02)
-    victim = stack.wait_healthy("worker", 2)[0]
     docker("kill", "-s", "KILL", victim)
     at_kill = refunded(engine, ids)
     assert at_kill < 1000, "the kill came too late to prove anything"
@@ -157,7 +157,7 @@ def test_scaling_workers_from_2_to_3_and_back_keeps_every_refund_exactly_once(
 ) -> None:
     engine = stack_container.engine
     stack.wait_healthy("worker", 2)
-    ids = burst(1000)
+    ids = burst(1000, spread=20)
     wait_until(lambda: refunded(engine, ids) >= 50, timeout=60, interval=0.02)
     stack.up("worker", workers=3)
     stack.wait_healthy("worker", 3)
