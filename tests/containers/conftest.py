@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -61,8 +62,13 @@ def stack_settings(_servers: tuple[str, str], run_id: str) -> Iterator[Settings]
     yield settings
     from shared.messaging.topology import delete_topology
 
-    delete_topology(settings)
     migrations.drop_database(settings.sqlalchemy_url)
+    # The broker is shared: once more after a pause if it was away for a moment.
+    try:
+        delete_topology(settings)
+    except Exception:
+        time.sleep(10)
+        delete_topology(settings)
 
 
 @pytest.fixture(scope="module")
