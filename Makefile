@@ -23,6 +23,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 run: install
+	$(BIN)/python deploy/dev_services.py
 	$(BIN)/exchange-tokens migrate
 	$(BIN)/exchange-tokens run-all
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_BASE = "python:3.11-slim-bookworm"
-LOCAL_BASE = "exchange-tokens-base:bookworm-python3.11"
+LOCAL_BASE = "exchange-tokens-base:bookworm-python3.11-min"
 # What the build needs from the repository (the rest stays out, as .dockerignore says).
 CONTEXT_FILES = ("pyproject.toml", "setup.cfg", "README.md", "api", "workers", "shared",
                  "schemas", "deploy/Dockerfile", "deploy/healthcheck.py",
@@ -76,8 +76,9 @@ def local_base(tag: str = LOCAL_BASE) -> str:
              "bookworm", rootfs],
             check=True, capture_output=True, timeout=900,
         )
-        # apt's lists and caches are not needed at run time.
-        for junk in ("var/lib/apt/lists", "var/cache/apt/archives"):
+        # apt's lists and caches, documentation and translations: not needed to run.
+        for junk in ("var/lib/apt/lists", "var/cache/apt/archives", "usr/share/doc",
+                     "usr/share/man", "usr/share/info", "usr/share/locale"):
             shutil.rmtree(Path(rootfs, junk), ignore_errors=True)
         tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
         imported = subprocess.run(["docker", "import", "-", tag], stdin=tar.stdout,

@@ -71,3 +71,34 @@ def test_compose_accepts_the_file() -> None:
         capture_output=True, text=True, timeout=60, check=False, cwd=Path(DEPLOY),
     )
     assert result.returncode == 0, result.stderr
+
+
+def run_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    import os
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AMQP_URL")}
+    return subprocess.run(
+        [sys.executable, str(DEPLOY / "dev_services.py")],
+        env={**base, **env}, capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def test_make_run_goes_on_when_both_servers_answer(tmp_path: Path) -> None:
+    result = run_check(tmp_path, DATABASE_URL="postgresql://postgres@127.0.0.1:5432/x",
+                       AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2F")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == result.stderr == ""
+
+
+def test_without_servers_or_docker_make_run_stops_with_one_line_saying_what_to_do(
+    tmp_path: Path,
+) -> None:
+    # PATH without docker: the engine cannot be asked.
+    result = run_check(tmp_path, PATH=str(tmp_path),
+                       DATABASE_URL="postgresql://postgres@127.0.0.1:1/x")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "DATABASE_URL (127.0.0.1:1)" in lines[0] and "make services" in lines[0]
+    assert "AMQP_URL" not in lines[0]
