@@ -157,7 +157,8 @@ def test_scaling_workers_from_2_to_3_and_back_keeps_every_refund_exactly_once(
 ) -> None:
     engine = stack_container.engine
     stack.wait_healthy("worker", 2)
-    ids = burst(1000, spread=20)
+    # Expiries spread over 45 s: starting a third container takes a while on a busy machine.
+    ids = burst(1000, spread=45)
     wait_until(lambda: refunded(engine, ids) >= 50, timeout=60, interval=0.02)
     stack.up("worker", workers=3)
     stack.wait_healthy("worker", 3)
