@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_BASE = "python:3.11-slim-bookworm"
 LOCAL_BASE = "exchange-tokens-base:bookworm-python3.11-min"
 # What the build needs from the repository (the rest stays out, as .dockerignore says).
-CONTEXT_FILES = ("pyproject.toml", "setup.cfg", "README.md", "api", "workers", "shared",
-                 "schemas", "deploy/Dockerfile", "deploy/healthcheck.py",
+CONTEXT_FILES = ("pyproject.toml", "setup.cfg", "README.md", "api", "workers", "cli",
+                 "shared", "schemas", "deploy/Dockerfile", "deploy/healthcheck.py",
                  "deploy/wait_for_schema.py")
 
 
