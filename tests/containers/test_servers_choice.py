@@ -85,7 +85,9 @@ def run_probe(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProces
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
          "-p", "tests.conftest", "--rootdir", str(tmp_path), "-c", os.devnull, str(probe)],
-        cwd=ROOT, env={**base, "TESTCONTAINERS_RYUK_DISABLED": "true", **env},
+        # No third-party plugins: they only slow the small session down.
+        cwd=ROOT, env={**base, "TESTCONTAINERS_RYUK_DISABLED": "true",
+                       "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **env},
         capture_output=True, text=True, timeout=120, check=False,
     )
 
