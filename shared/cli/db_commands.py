@@ -11,6 +11,7 @@ from shared.cli.common import outages_as_errors, settings_or_exit, table
 from shared.messaging.topology import declare_topology
 from shared.persistence import migrate as migrations
 from shared.services.sweep import sweep_all
+from shared.settings import OpsSettings
 
 
 def register(group: click.Group) -> None:
@@ -40,7 +41,7 @@ def migrate(no_broker: bool) -> None:
 def cleanup(dry_run: bool, as_json: bool) -> None:
     """Restore and delete every expired token now. Safe while workers run, in several
     copies at once: each token is restored once."""
-    settings = settings_or_exit()
+    settings = settings_or_exit(OpsSettings)
     container = bootstrap(settings)
     try:
         with outages_as_errors(settings):

@@ -18,6 +18,7 @@ from shared.services.reconcile import (
 from shared.services.reconcile import (
     reconcile as check_books,
 )
+from shared.settings import OpsSettings
 
 
 class NothingChecked(click.ClickException):
@@ -42,7 +43,7 @@ def reconcile(fix: bool, as_json: bool, grace: float) -> None:
     Exit code 0 when clean, 1 with a report of each problem (account, token, what is
     wrong) when not, 2 when the database cannot be reached (nothing checked). Read-only
     unless --fix. Safe while the system runs."""
-    settings = settings_or_exit()
+    settings = settings_or_exit(OpsSettings)
     container = bootstrap(settings)
     try:
         # Not "problems found": a cron job or an alert must tell broken books from an

@@ -55,7 +55,7 @@ def test_an_explicit_port_that_is_taken_is_one_line_and_a_non_zero_exit(
     process_env, tmp_path, how
 ):
     with socket.socket() as holder:
-        holder.bind(("0.0.0.0", 0))
+        holder.bind(("0.0.0.0", 0))  # noqa: S104 - where the worker serves its metrics
         holder.listen()
         port = holder.getsockname()[1]
         env = dict(process_env)
