@@ -122,7 +122,7 @@ def _ids_or_all(ids: tuple[str, ...], more: tuple[str, ...], all_: bool) -> list
 @dlq.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 @click.option("--group", "grouped", is_flag=True,
-              help="Count failures by exception type and reason.")
+              help="Count failures by event type, exception type and reason.")
 @click.option("--limit", default=DEFAULT_LIST_LIMIT, show_default=True, type=click.IntRange(1),
               help="Read at most this many (oldest first).")
 def list_(as_json: bool, grouped: bool, limit: int) -> None:
@@ -135,10 +135,12 @@ def list_(as_json: bool, grouped: bool, limit: int) -> None:
         groups = console.group(letters)
         if as_json:
             click.echo(json.dumps({"depth": depth, "read": len(letters), "groups": [
-                {"exception_type": e, "reason": r, "count": n} for e, r, n in groups]}))
+                {"type": t, "exception_type": e, "reason": r, "count": n}
+                for t, e, r, n in groups]}))
             return
-        click.echo(table(["count", "exception_type", "reason"],
-                         [[str(n), e, r] for e, r, n in groups]) if groups else "no dead letters")
+        click.echo(table(["count", "type", "exception_type", "reason"],
+                         [[str(n), t, e, r] for t, e, r, n in groups])
+                   if groups else "no dead letters")
     elif as_json:
         click.echo(json.dumps({"depth": depth, "read": len(letters),
                                "messages": [dl.summary() for dl in letters]}))
