@@ -23,21 +23,21 @@ ASSETS = frozenset({
 })
 ASSET_MAX_AGE_SECONDS = 3600
 
-# A str.format template (spectree fills spec_url and spec_path): braces doubled.
-SWAGGER_PAGE = """<!DOCTYPE html>
+# An f-string that makes a str.format template (spectree fills spec_url): braces doubled twice.
+SWAGGER_PAGE = f"""<!DOCTYPE html>
 <html lang="en">
 <head>
   <meta charset="UTF-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>Exchange tokens API</title>
-  <link rel="stylesheet" href="{assets}/swagger-ui.css">
-  <link rel="icon" type="image/png" href="{assets}/favicon-32x32.png" sizes="32x32">
-  <link rel="icon" type="image/png" href="{assets}/favicon-16x16.png" sizes="16x16">
+  <link rel="stylesheet" href="{ASSETS_URL}/swagger-ui.css">
+  <link rel="icon" type="image/png" href="{ASSETS_URL}/favicon-32x32.png" sizes="32x32">
+  <link rel="icon" type="image/png" href="{ASSETS_URL}/favicon-16x16.png" sizes="16x16">
 </head>
 <body>
   <div id="swagger-ui"></div>
-  <script src="{assets}/swagger-ui-bundle.js"></script>
-  <script src="{assets}/swagger-ui-standalone-preset.js"></script>
+  <script src="{ASSETS_URL}/swagger-ui-bundle.js"></script>
+  <script src="{ASSETS_URL}/swagger-ui-standalone-preset.js"></script>
   <script>
     window.onload = function () {{{{
       window.ui = SwaggerUIBundle({{{{
@@ -52,7 +52,7 @@ SWAGGER_PAGE = """<!DOCTYPE html>
   </script>
 </body>
 </html>
-""".format(assets=ASSETS_URL)
+"""
 
 PAGE_TEMPLATES = {"swagger": SWAGGER_PAGE}
 
