@@ -4,7 +4,6 @@ is dead-lettered at once with reason ``refused`` and what is wrong, never retrie
 from __future__ import annotations
 
 import dataclasses
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -56,7 +55,6 @@ def test_redemptions_the_database_does_not_show_are_refused(
     genuine = _event(real.id, user, 7, merchant)
     retries_before = metrics.RETRIES.labels("exchange-requests")._value.get()
     start_worker(roles=["exchange-requests"], retry_delays=SHORT_RETRIES)
-    started = time.monotonic()
     ids = {str(e.event_id): name for name, e in forged.items()}
     for e in [*forged.values(), genuine]:
         publish(broker, topology.names.events_exchange, "TokenRedeemed",
@@ -68,7 +66,6 @@ def test_redemptions_the_database_does_not_show_are_refused(
     )) or len(found) >= len(forged), timeout=20)
 
     # Each forged one was parked at once (no retry through the delay chain), saying why
-    assert time.monotonic() - started < 10
     assert metrics.RETRIES.labels("exchange-requests")._value.get() == retries_before
     by_name = {ids[p.message_id]: p.headers for p, _ in found}
     assert set(by_name) == set(forged)
