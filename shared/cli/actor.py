@@ -10,12 +10,15 @@ dry run goes ahead as ``unknown``.
 
 from __future__ import annotations
 
+import logging
 import os
 import pwd
 
 import click
 
 from shared.settings import AppEnv, Settings
+
+log = logging.getLogger("exchange_tokens.cli")
 
 ACTOR_ENV = "EXCHANGE_TOKENS_ACTOR"
 UNKNOWN = "unknown"
@@ -43,3 +46,9 @@ def resolve_actor(given: str | None, settings: Settings, *, mutating: bool) -> s
             f"no actor for the audit trail: pass --actor NAME or set {ACTOR_ENV} "
             f"(uid {os.getuid()} has no account); nothing changed")
     return UNKNOWN
+
+
+def log_action(command: str, actor: str, **fields: object) -> None:
+    """One log line naming who ran a command that changed something, and what it did:
+    the audit of the commands that have no audit table (cleanup, reconcile --fix)."""
+    log.info("ops command run", extra={"command": command, "actor": actor, **fields})

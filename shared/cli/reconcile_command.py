@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from shared.bootstrap import bootstrap
+from shared.cli.actor import actor_option, log_action, resolve_actor
 from shared.cli.common import outages_as_errors, settings_or_exit, table
 from shared.services.reconcile import (
     DEFAULT_GRACE_SECONDS,
@@ -36,7 +37,8 @@ def register(group: click.Group) -> None:
 @click.option("--grace", type=click.FloatRange(min=0), default=DEFAULT_GRACE_SECONDS,
               show_default=True, metavar="SECONDS",
               help="How long past its expiry an active token may wait for its timer.")
-def reconcile(fix: bool, as_json: bool, grace: float) -> None:
+@actor_option
+def reconcile(fix: bool, as_json: bool, grace: float, actor: str | None) -> None:
     """Check the books: each balance equals its ledger, every point is in a balance, an
     active or redeemed token, and every token's debit and refund are consistent.
 
@@ -44,6 +46,7 @@ def reconcile(fix: bool, as_json: bool, grace: float) -> None:
     wrong) when not, 2 when the database cannot be reached (nothing checked). Read-only
     unless --fix. Safe while the system runs."""
     settings = settings_or_exit(OpsSettings)
+    actor = resolve_actor(actor, settings, mutating=fix)
     container = bootstrap(settings)
     try:
         # Not "problems found": a cron job or an alert must tell broken books from an
@@ -52,6 +55,9 @@ def reconcile(fix: bool, as_json: bool, grace: float) -> None:
             report = (reconcile_and_fix if fix else check_books)(container.deps, grace)
     finally:
         container.close()
+    if fix:
+        log_action("reconcile --fix", actor, restored=len(report.fixed),
+                   points=sum(r.points for r in report.fixed))
     click.echo(json.dumps(as_dict(report, fix)) if as_json else as_text(report, fix))
     if not report.clean:
         raise SystemExit(1)

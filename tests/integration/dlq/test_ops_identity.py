@@ -5,6 +5,7 @@ made by nobody is refused in production."""
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import uuid
@@ -87,3 +88,25 @@ def test_a_change_by_nobody_is_refused_in_production_and_a_dry_run_is_not(
     development = run(dlq_settings, "dlq", "purge", "--id", parked, "--yes", unset=unset)
     assert development.exit_code == 0, development.output
     assert broker.depth() == 0
+
+
+def test_cleanup_and_reconcile_fix_need_an_actor_in_production_and_log_it(
+    dlq_settings, monkeypatch
+):
+    unset = ("EXCHANGE_TOKENS_ACTOR", "USER", "JWT_SECRET")
+    named = f"ops-{uuid.uuid4().hex[:6]}"
+    cleaned = run(dlq_settings, "cleanup", unset=("USER", "JWT_SECRET"),
+                  APP_ENV="production", EXCHANGE_TOKENS_ACTOR=named)
+    assert cleaned.exit_code == 0, cleaned.output
+    lines = [json.loads(line) for line in cleaned.stderr.splitlines() if line.startswith("{")]
+    [ran] = [r for r in lines if r["event"] == "ops command run"]
+    assert (ran["command"], ran["actor"]) == ("cleanup", named)
+
+    monkeypatch.setattr(pwd, "getpwuid", lambda uid: (_ for _ in ()).throw(KeyError(uid)))
+    for command in (["cleanup"], ["reconcile", "--fix"]):
+        refused = run(dlq_settings, *command, unset=unset, APP_ENV="production")
+        assert refused.exit_code == 1, refused.output
+        assert "no actor for the audit trail" in refused.output
+    for command in (["cleanup", "--dry-run"], ["reconcile", "--grace", "86400"]):
+        allowed = run(dlq_settings, *command, unset=unset, APP_ENV="production")
+        assert allowed.exit_code in (0, 1) and "no actor" not in allowed.output, allowed.output
