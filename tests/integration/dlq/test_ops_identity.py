@@ -13,7 +13,7 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
-from shared.cli import main
+from cli import main
 from tests.integration.dlq.builders import issued
 from tests.integration.dlq.test_audit_history import audit_rows
 from tests.support.root_logging import kept_root_logging

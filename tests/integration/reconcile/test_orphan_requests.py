@@ -9,9 +9,9 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
+from cli import main
 from shared import services
 from shared.bootstrap import Container
-from shared.cli import main
 from shared.settings import Settings
 from tests.support.planted import plant_exchange_request
 from tests.support.service_env import service_env

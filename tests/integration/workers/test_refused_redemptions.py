@@ -11,7 +11,6 @@ import pytest
 
 from schemas.events import TokenRedeemed
 from shared import services
-from shared.clock import FixedClock
 from shared.messaging import names as h
 from tests.integration.workers.conftest import wait_until
 from tests.integration.workers.test_failures import (
@@ -20,6 +19,7 @@ from tests.integration.workers.test_failures import (
     publish,
     request_exists,
 )
+from tests.support.clock import FixedClock
 from workers import metrics
 
 pytestmark = pytest.mark.timeout(60)

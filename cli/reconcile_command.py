@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
+from cli.actor import actor_option, log_action, resolve_actor
+from cli.common import outages_as_errors, settings_or_exit, table
 from shared.bootstrap import bootstrap
-from shared.cli.actor import actor_option, log_action, resolve_actor
-from shared.cli.common import outages_as_errors, settings_or_exit, table
 from shared.services.reconcile import (
     DEFAULT_GRACE_SECONDS,
     Problem,

@@ -18,12 +18,12 @@ import click
 from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 from sqlalchemy.exc import OperationalError
 
+from cli.actor import actor_option, resolve_actor
+from cli.common import settings_or_exit, table
 from shared.bootstrap import Container, bootstrap
-from shared.cli.actor import actor_option, resolve_actor
-from shared.cli.common import settings_or_exit, table
-from shared.messaging import dead_letter_audit as audit
-from shared.messaging import dead_letter_console as console
 from shared.messaging.dead_letter_queue import ParkingQueue
+from shared.services import dead_letter_audit as audit
+from shared.services import dead_letter_console as console
 from shared.settings import OpsSettings, Settings
 
 DEFAULT_LIST_LIMIT = 100
