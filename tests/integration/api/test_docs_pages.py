@@ -57,7 +57,7 @@ def served(app) -> Iterator[str]:
         thread.join(5)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_the_page_renders_in_a_browser_from_the_api_alone(served):
     with launch_chromium() as browser:
         page = browser.new_page()
@@ -65,7 +65,7 @@ def test_the_page_renders_in_a_browser_from_the_api_alone(served):
         page.on("request", lambda request: requested.append(request.url))
         page.goto(f"{served}/apidoc/swagger/")
         # Swagger UI rendered the document: the title and an operation of ours.
-        page.wait_for_selector("text=Exchange tokens API", timeout=20_000)
-        page.wait_for_selector("text=/api/exchange-tokens/redeem/", timeout=20_000)
+        page.wait_for_selector("text=Exchange tokens API", timeout=60_000)
+        page.wait_for_selector("text=/api/exchange-tokens/redeem/", timeout=60_000)
         hosts = {urlsplit(url).netloc for url in requested if not url.startswith("data:")}
     assert hosts == {urlsplit(served).netloc}, requested
