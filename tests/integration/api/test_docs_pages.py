@@ -61,6 +61,7 @@ def served(app) -> Iterator[str]:
 def test_the_page_renders_in_a_browser_from_the_api_alone(served):
     with launch_chromium() as browser:
         page = browser.new_page()
+        page.set_default_timeout(60_000)
         requested: list[str] = []
         page.on("request", lambda request: requested.append(request.url))
         page.goto(f"{served}/apidoc/swagger/")
