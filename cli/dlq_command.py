@@ -132,7 +132,7 @@ def list_(as_json: bool, grouped: bool, limit: int) -> None:
         depth = queue.depth()
         letters = queue.peek(limit)
     if grouped:
-        groups = console.group(letters)
+        groups = console.group_by_type(letters)
         if as_json:
             click.echo(json.dumps({"depth": depth, "read": len(letters), "groups": [
                 {"type": t, "exception_type": e, "reason": r, "count": n}

@@ -65,7 +65,13 @@ class Outcome:
                 "token_id": self.letter.token_id, "outcome": self.outcome}
 
 
-def group(letters: Iterable[DeadLetter]) -> list[tuple[str, str, str, int]]:
+def group(letters: Iterable[DeadLetter]) -> list[tuple[str, str, int]]:
+    """Failures grouped by exception type and reason, most frequent first."""
+    counts = Counter((dl.exception_type, dl.reason or "(unknown)") for dl in letters)
+    return sorted(((e, r, n) for (e, r), n in counts.items()), key=lambda g: (-g[2], g[0], g[1]))
+
+
+def group_by_type(letters: Iterable[DeadLetter]) -> list[tuple[str, str, str, int]]:
     """Failures grouped by event type (the routing key when the body cannot tell),
     exception type and reason: (type, exception_type, reason, count), most frequent first."""
     counts = Counter((dl.type or "(unknown)", dl.exception_type, dl.reason or "(unknown)")
