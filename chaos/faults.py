@@ -1,0 +1,125 @@
+"""The faults of a chaos run, injected one after another. Each has an ``inject`` and a
+``heal``; what happens between them is the fault's hold time."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chaos.cluster import NODES, PostgresPair, RabbitCluster
+from chaos.partition import Partition
+from chaos.service import Service
+
+log = logging.getLogger("chaos")
+
+
+@dataclass
+class Fault:
+    name: str
+    inject: Callable[[], str]  # returns what it did, for the report
+    heal: Callable[[], str]
+    hold_s: float
+
+
+def leader_node(cluster: RabbitCluster, namespace: str) -> int:
+    """The node leading most of the namespace's quorum queues (asked of a live node)."""
+    for asked in NODES:
+        try:
+            counts = cluster.leaders(f"{namespace}.", asked)
+        except RuntimeError:
+            continue
+        return max(counts, key=lambda n: counts[n])
+    return 1
+
+
+def wait_for_nodes(cluster: RabbitCluster, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for asked in NODES:
+            try:
+                if cluster.running_nodes(asked) == len(NODES):
+                    return
+            except (RuntimeError, ValueError, OSError):
+                continue
+        time.sleep(2)
+    raise RuntimeError("the broker cluster did not come back to three nodes")
+
+
+def broker_faults(cluster: RabbitCluster, namespace: str, hold_s: float,
+                  partition_s: float) -> list[Fault]:
+    state: dict[str, object] = {}
+
+    def kill_leader() -> str:
+        node = leader_node(cluster, namespace)
+        state["killed"] = node
+        cluster.kill(node)
+        return f"kill -9 of node {node} (leader of most queues)"
+
+    def restart_killed() -> str:
+        node = int(state["killed"])  # type: ignore[call-overload]
+        cluster.start_node(node)
+        wait_for_nodes(cluster)
+        return f"node {node} started again and rejoined"
+
+    def pause() -> str:
+        node = leader_node(cluster, namespace)
+        state["paused"] = node
+        cluster.pause(node)
+        return f"SIGSTOP of node {node}"
+
+    def resume() -> str:
+        node = int(state["paused"])  # type: ignore[call-overload]
+        cluster.resume(node)
+        wait_for_nodes(cluster)
+        return f"SIGCONT of node {node}"
+
+    def cut() -> str:
+        node = leader_node(cluster, namespace)
+        partition = Partition(cluster, node)
+        state["partition"] = partition
+        partition.cut()
+        return f"node {node} cut off from the other two"
+
+    def heal_cut() -> str:
+        partition = state["partition"]
+        assert isinstance(partition, Partition)
+        partition.heal()
+        wait_for_nodes(cluster)
+        return f"partition of node {partition.node} healed"
+
+    return [
+        Fault("broker node killed", kill_leader, restart_killed, hold_s),
+        Fault("broker node paused", pause, resume, hold_s),
+        Fault("broker node partitioned", cut, heal_cut, partition_s),
+    ]
+
+
+def database_failover(pair: PostgresPair, hold_s: float) -> Fault:
+    def kill_primary() -> str:
+        pair.kill_primary()
+        return "kill -9 of the PostgreSQL primary"
+
+    def promote() -> str:
+        pair.promote()
+        return "standby promoted"
+
+    return Fault("database failover", kill_primary, promote, hold_s)
+
+
+def process_kills(service: Service, hold_s: float, kills: int = 3) -> Fault:
+    done: list[str] = []
+
+    def kill_some() -> str:
+        for _ in range(kills):
+            done.append(service.kill_random())
+            time.sleep(random.uniform(0.5, 2.0))  # noqa: S311 - timing spread only
+            service.supervise()  # restarted, as an orchestrator would
+        return "kill -9 of " + ", ".join(done)
+
+    def nothing() -> str:
+        return "killed processes restarted"
+
+    return Fault("workers and relay killed", kill_some, nothing, hold_s)
