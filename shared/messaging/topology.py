@@ -226,11 +226,11 @@ def declare_on_channel(channel: pika.adapters.blocking_connection.BlockingChanne
 def connect(settings: Settings, **kwargs: object) -> pika.BlockingConnection:
     name = str(kwargs.get("name", "exchange-tokens"))
     return broker_nodes.connect_first(
-        settings.amqp_url, name, lambda url: _connect_node(url, name, **kwargs),
+        settings.amqp_url, name, lambda url: _connect_node(url, name, kwargs),
         errors=(pika.exceptions.AMQPError, OSError))
 
 
-def _connect_node(url: str, name: str, **kwargs: object) -> pika.BlockingConnection:
+def _connect_node(url: str, name: str, kwargs: dict[str, object]) -> pika.BlockingConnection:
     params = pika.URLParameters(url)
     params.connection_attempts = int(kwargs.get("attempts", 1))  # type: ignore[call-overload]
     params.socket_timeout = 5
