@@ -37,6 +37,10 @@ class Verdict:
 
 def check(engine: Engine, outcomes: Outcomes, grace_s: float, dead_letters: int) -> Verdict:
     verdict = Verdict()
+    # The answers first, then the database: every answer read here was given before the
+    # snapshot, so what it confirmed must be in it.
+    with outcomes.lock:
+        answers = (list(outcomes.issued), list(outcomes.redeemed), list(outcomes.cancelled))
     # The snapshot of one transaction: the invariants hold at every instant.
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
         now = conn.execute(text("SELECT now()")).scalar_one()
@@ -61,7 +65,7 @@ def check(engine: Engine, outcomes: Outcomes, grace_s: float, dead_letters: int)
 
     _classify_refunds(verdict, now, grace_s, debits, tokens, refunds)
     _classify_requests(verdict, now, grace_s, tokens, requests)
-    _check_answers(verdict, outcomes, tokens, refunds)
+    _check_answers(verdict, answers, tokens, refunds)
     for user, balance, ledger_sum, credits, held in accounts:
         if balance != ledger_sum or credits != balance + held or balance < 0:
             verdict.problems.append(
@@ -117,12 +121,9 @@ def _classify_requests(verdict: Verdict, now: datetime, grace_s: float, tokens: 
         verdict.problems.append(f"exchange requests: {counts}")
 
 
-def _check_answers(verdict: Verdict, outcomes: Outcomes, tokens: dict,
-                   refunds: dict[str, int]) -> None:
-    with outcomes.lock:
-        issued = list(outcomes.issued)
-        redeemed = list(outcomes.redeemed)
-        cancelled = list(outcomes.cancelled)
+def _check_answers(verdict: Verdict, answers: tuple[list[str], list[str], list[str]],
+                   tokens: dict, refunds: dict[str, int]) -> None:
+    issued, redeemed, cancelled = answers
     vanished = [t for t in issued if t not in tokens and t not in refunds]
     if vanished:
         verdict.problems.append(f"{len(vanished)} token(s) answered 201 are nowhere: {vanished[:3]}")
