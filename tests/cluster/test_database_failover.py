@@ -63,7 +63,12 @@ def test_a_demoted_primary_gives_503_then_the_promoted_standby_serves(
     _sql(pg_pair.primary_port, "ALTER SYSTEM SET default_transaction_read_only = on")
     _sql(pg_pair.primary_port, "SELECT pg_reload_conf()")
     time.sleep(0.5)
-    assert _issue(client, mine) == 503  # never 500
+    # Never 500: first a transaction through the ORM session on the pooled connection to
+    # the demoted server, then the API's single-statement path.
+    credit = client.post(f"/api/accounts/{user}/credits", json={"points": 1},
+                         headers=_headers(settings, "admin", "admin"))
+    assert credit.status_code == 503
+    assert _issue(client, mine) == 503
     ready = client.get("/readyz")
     assert ready.status_code == 503
     assert "'database': 'unavailable'" in str(ready.get_json()), ready.get_json()
