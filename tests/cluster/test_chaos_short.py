@@ -3,10 +3,13 @@ session's cluster. The full run (``make chaos``) is longer and heavier, not diff
 
 from __future__ import annotations
 
+import pytest
+
 from chaos import run
 from chaos.report import render
 
 
+@pytest.mark.timeout(480)
 def test_every_fault_in_turn_loses_and_doubles_nothing(rabbit_cluster, tmp_path):
     report = run.run(run.SHORT, cluster=rabbit_cluster, work_dir=tmp_path)
     text = render(report)
