@@ -37,7 +37,7 @@ def render(report: Report) -> str:
         recovered = "not within 120 s" if phase.recovered_s is None else f"{phase.recovered_s:.0f} s"
         lines += [
             f"- {phase.fault}: {phase.injected}; {phase.healed}",
-            f"    API errors during {_rate(phase.errors_during)}, 30 s after "
+            f"    API errors during {_rate(phase.errors_during)}, up to 30 s after "
             f"{_rate(phase.errors_after)}; recovered in {recovered}",
             f"    expiry lateness during {_late(phase.lateness_during)}; after "
             f"{_late(phase.lateness_after)}",

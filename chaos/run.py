@@ -29,6 +29,7 @@ from shared.settings import normalise_database_url
 log = logging.getLogger("chaos")
 
 NAMESPACE = "chaos"
+AFTER_S = 30.0  # "after a fault": this long after it was healed, or until the next one
 DATABASE = "exchange_tokens_chaos"
 
 
@@ -224,11 +225,13 @@ def _fill_figures(report: Report, outcomes: Outcomes, engine: Engine) -> None:
                 late.append((due.timestamp(), (at - due).total_seconds()))
         report.issued = len(outcomes.issued)
         report.statuses = dict(outcomes.statuses)
-    for phase in report.phases:
+    ends = [p.started for p in report.phases[1:]] + [float("inf")]
+    for phase, following in zip(report.phases, ends, strict=True):
+        after = min(phase.healed_at + AFTER_S, following)  # never into the next fault
         phase.errors_during = outcomes.error_rate(phase.started, phase.healed_at)
-        phase.errors_after = outcomes.error_rate(phase.healed_at, phase.healed_at + 30)
+        phase.errors_after = outcomes.error_rate(phase.healed_at, after)
         phase.lateness_during = [v for t, v in late if phase.started <= t < phase.healed_at]
-        phase.lateness_after = [v for t, v in late if phase.healed_at <= t < phase.healed_at + 30]
+        phase.lateness_after = [v for t, v in late if phase.healed_at <= t < after]
 
 
 def percentile(values: list[float], q: float) -> float | None:
