@@ -65,7 +65,10 @@ class Service:
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
+        api = self.processes["api"].popen
         while time.monotonic() < deadline:
+            if api is not None and api.poll() is not None:
+                break  # it exited: its log says why
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz",  # noqa: S310
                                             timeout=3) as answer:
@@ -74,7 +77,7 @@ class Service:
             except OSError:
                 pass
             time.sleep(0.5)
-        raise RuntimeError(f"the API never became ready (see {self.log_dir}/api.log)")
+        raise RuntimeError(f"the API did not become ready (see {self.log_dir}/api.log)")
 
     def kill(self, name: str) -> None:
         """kill -9 of the process and its children (gunicorn's workers too)."""
