@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 from chaos import cluster, run
 from chaos.report import render
@@ -24,8 +27,13 @@ def main() -> int:
         return 2
     plan = run.SHORT if args.short else run.Plan()
     changes = {k: v for k, v in (("minutes", args.minutes), ("rate", args.rate)) if v}
-    report = run.run(dataclasses.replace(plan, **changes))
+    work_dir = Path(tempfile.mkdtemp(prefix="exchange-tokens-chaos-"))
+    report = run.run(dataclasses.replace(plan, **changes), work_dir=work_dir)
     print(render(report))
+    if report.ok:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    else:
+        print(f"the service's logs are kept in {work_dir}")
     return 0 if report.ok else 1
 
 
