@@ -40,7 +40,7 @@ LATENESS_GOAL_MS = 500.0
 TTL_S = 5
 
 
-def _rss(service: Service, prefix: str) -> float:
+def _rss(service: Service, prefix: str | tuple[str, ...]) -> float:
     return sum(rss_mb(p.popen.pid) for name, p in service.processes.items()
                if name.startswith(prefix) and p.popen and p.popen.poll() is None)
 

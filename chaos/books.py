@@ -44,14 +44,14 @@ def check(engine: Engine, outcomes: Outcomes, grace_s: float, dead_letters: int)
     # The snapshot of one transaction: the invariants hold at every instant.
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
         now = conn.execute(text("SELECT now()")).scalar_one()
-        refunds = dict(conn.execute(text(
+        refunds: dict[str, int] = dict(conn.execute(text(
             "SELECT token_id::text, count(*) FROM ledger WHERE kind = 'refund' GROUP BY token_id"
         )).all())
         debits = {r[0] for r in conn.execute(text(
             "SELECT token_id::text FROM ledger WHERE kind = 'debit'")).all()}
         tokens = {r[0]: (r[1], r[2], r[3]) for r in conn.execute(text(
             "SELECT id::text, status, expires_at, redeemed_at FROM exchange_tokens")).all()}
-        requests = dict(conn.execute(text(
+        requests: dict[str, int] = dict(conn.execute(text(
             "SELECT token_id::text, count(*) FROM exchange_requests GROUP BY token_id")).all())
         accounts = conn.execute(text("""
             SELECT a.user_id, a.balance,

@@ -213,7 +213,7 @@ def _dead_letters(amqp_url: str) -> int:
 
 def _fill_figures(report: Report, outcomes: Outcomes, engine: Engine) -> None:
     with engine.connect() as conn:
-        refunded = dict(conn.execute(text(
+        refunded: dict[str, datetime] = dict(conn.execute(text(
             "SELECT token_id::text, created_at FROM ledger"
             " WHERE kind = 'refund' AND reason = 'expired'")).all())
     late: list[tuple[float, float]] = []  # (expires_at, lateness s)
