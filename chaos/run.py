@@ -44,7 +44,7 @@ class Plan:
     sweep_interval_s: float = 10.0
 
 
-SHORT = Plan(minutes=2.5, rate=40.0, ttl_s=4, hold_s=10.0, partition_s=25.0)
+SHORT = Plan(minutes=2.0, rate=40.0, ttl_s=4, hold_s=10.0, partition_s=25.0)
 
 
 @dataclass
