@@ -48,6 +48,24 @@ def wait_for_nodes(cluster: RabbitCluster, timeout: float = 180) -> None:
     raise RuntimeError("the broker cluster did not come back to three nodes")
 
 
+def rejoin(cluster: RabbitCluster, node: int, wait_s: float = 30) -> str:
+    """Wait for the faulted node to be back in the cluster; if the others still see a
+    partition with it, restart its RabbitMQ application, as an operator would.
+
+    A node paused (SIGSTOP) longer than ``net_ticktime`` is declared down by the others.
+    Once resumed it never saw itself in a minority, so ``pause_minority`` does not stop
+    it, and Mnesia records a partition that no mode but ``autoheal`` repairs alone: the
+    documented repair is to restart the nodes on the losing side, here the one node."""
+    try:
+        wait_for_nodes(cluster, timeout=wait_s)
+        return ""
+    except RuntimeError:
+        cluster.ctl(node, "stop_app")
+        cluster.ctl(node, "start_app")
+        wait_for_nodes(cluster)
+        return f" (node {node} had to be restarted: the others saw it partitioned)"
+
+
 def broker_faults(cluster: RabbitCluster, namespace: str, hold_s: float,
                   partition_s: float) -> list[Fault]:
     state: dict[str, object] = {}
@@ -73,8 +91,7 @@ def broker_faults(cluster: RabbitCluster, namespace: str, hold_s: float,
     def resume() -> str:
         node = int(state["paused"])  # type: ignore[call-overload]
         cluster.resume(node)
-        wait_for_nodes(cluster)
-        return f"SIGCONT of node {node}"
+        return f"SIGCONT of node {node}" + rejoin(cluster, node)
 
     def cut() -> str:
         node = leader_node(cluster, namespace)
@@ -87,8 +104,7 @@ def broker_faults(cluster: RabbitCluster, namespace: str, hold_s: float,
         partition = state["partition"]
         assert isinstance(partition, Partition)
         partition.heal()
-        wait_for_nodes(cluster)
-        return f"partition of node {partition.node} healed"
+        return f"partition of node {partition.node} healed" + rejoin(cluster, partition.node)
 
     return [
         Fault("broker node killed", kill_leader, restart_killed, hold_s),
