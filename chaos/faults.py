@@ -129,8 +129,13 @@ def process_kills(service: Service, hold_s: float, kills: int = 3) -> Fault:
     done: list[str] = []
 
     def kill_some() -> str:
-        for _ in range(kills):
-            done.append(service.kill_random())
+        for i in range(kills):
+            # The relay once for sure, then workers (or the relay again) at random.
+            if i == 0:
+                service.kill("relay")
+                done.append("relay")
+            else:
+                done.append(service.kill_random())
             time.sleep(random.uniform(0.5, 2.0))  # noqa: S311 - timing spread only
             service.supervise()  # restarted, as an orchestrator would
         return "kill -9 of " + ", ".join(done)

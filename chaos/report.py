@@ -31,8 +31,9 @@ def _verdict(v: Verdict | None) -> str:
 
 def render(report: Report) -> str:
     plan = report.plan
-    lines = [f"chaos run: {plan.minutes:g} min at {plan.rate:g} issues/s, TTL {plan.ttl_s} s, "
-             f"{report.issued} tokens issued with a 201"]
+    achieved = report.issued / (plan.minutes * 60)
+    lines = [f"chaos run: {plan.minutes:g} min at {plan.rate:g} issues/s asked, TTL {plan.ttl_s} s,"
+             f" {report.issued} tokens issued with a 201 ({achieved:.0f}/s achieved)"]
     for phase in report.phases:
         recovered = "not within 120 s" if phase.recovered_s is None else f"{phase.recovered_s:.0f} s"
         lines += [
