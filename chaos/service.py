@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-COMMAND = [sys.executable, "-m", "shared.cli"]
+COMMAND = [sys.executable, "-m", "cli"]
 CONSUMER_ROLES = ["schedule-expiry", "expire", "exchange-requests", "audit", "sweep"]
 
 

@@ -8,13 +8,13 @@ from sqlalchemy import select, update
 
 from schemas.events import TokenRedeemed
 from shared.errors import DomainError, TokenAlreadyRedeemed, TokenNotFound
-from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.outbox import record_events
 from shared.persistence.tables import LedgerEntry, Token
+from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
 from shared.services.lookup import gone, refund_and_owner, settled_fate
-from shared.services.restore import EXPIRED, expired_condition, log_restored, restore_tokens
-from shared.services.views import Restored, TokenView
+from shared.services.refund import EXPIRED, expired_condition, log_refunds, refund_tokens
+from shared.services.views import Refund, TokenView
 
 log = logging.getLogger("exchange_tokens.redeem")
 
@@ -28,7 +28,7 @@ def redeem(deps: Deps, code: str, merchant_id: str) -> TokenView:
     :class:`~shared.errors.TokenExpired` (a token past its expiry is refunded right here
     if no worker did yet, and the answer says so).
     """
-    restored: list[Restored] = []
+    restored: list[Refund] = []
     refusal: DomainError | None = None
     past_expiry = None
     owner: str | None = None  # whose expired tokens this validation sweeps
@@ -72,7 +72,7 @@ def redeem(deps: Deps, code: str, merchant_id: str) -> TokenView:
             # (tokens are locked in (expires_at, id) order, and ours came first), a
             # deadlock. What it holds it refunds. Holding nothing (a refusal), wait in
             # that order like everyone else: the past-expiry token must be settled here.
-            restored = restore_tokens(
+            restored = refund_tokens(
                 session, deps.clock, expired_condition(deps.clock) & (Token.user_id == owner),
                 EXPIRED, skip_locked=row is not None,
             )
@@ -83,7 +83,7 @@ def redeem(deps: Deps, code: str, merchant_id: str) -> TokenView:
                     past_expiry.points,
                 )
         session.commit()
-    log_restored(restored)
+    log_refunds(restored)
     if refusal is not None:
         raise refusal
     log.info(

@@ -11,12 +11,13 @@ import time
 
 import click
 
-from shared.cli.common import settings_or_exit
+from cli.common import settings_or_exit
 
 log = logging.getLogger("exchange_tokens.cli")
 
 STOP_TIMEOUT_SECONDS = 20.0  # then what has not stopped is killed
-ROLE_NAMES = ("relay", "schedule-expiry", "expire", "exchange-requests", "audit", "sweep")
+ROLE_NAMES = ("relay", "schedule-expiry", "expire", "exchange-requests", "audit", "sweep",
+              "ops")
 
 
 def register(group: click.Group) -> None:
@@ -31,7 +32,7 @@ def register(group: click.Group) -> None:
               help="Prometheus metrics port (0 disables). Default: WORKER_METRICS_PORT or 9100.")
 def worker(roles: tuple[str, ...], metrics_port: int | None) -> None:
     """Run the background roles: outbox relay, expiry scheduling, refunds, exchange
-    requests, audit log and the periodic sweep. Several workers may run at once.
+    requests, audit log, the periodic sweep and the ops console's jobs. Several workers may run at once.
     SIGTERM or SIGINT stops it cleanly (in-flight messages finished and acked)."""
     from workers import metrics
     from workers.worker import Worker, WorkerOptions, worker_container
@@ -52,7 +53,7 @@ def run_all() -> None:
     """Run the API and one worker in the foreground; Ctrl-C or SIGTERM stops both. If
     either dies, the other is stopped and the exit status is non-zero."""
     settings_or_exit()  # fail early on a bad environment
-    base = [sys.executable, "-m", "shared.cli"]
+    base = [sys.executable, "-m", "cli"]
     children = {
         "api": subprocess.Popen([*base, "api"]),  # noqa: S603 - our own command
         "worker": subprocess.Popen([*base, "worker"]),  # noqa: S603
