@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.persistence.hosts import hosts_as_query
+from shared.database_hosts import hosts_as_query
 
 
 class AppEnv(StrEnum):
@@ -29,7 +29,7 @@ def normalise_database_url(url: str) -> str:
 
     SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3, which we do not ship.
     """
-    url = hosts_as_query(url)  # libpq's "h1:5432,h2:5433" (shared/persistence/hosts.py)
+    url = hosts_as_query(url)  # libpq's "h1:5432,h2:5433" (shared/database_hosts.py)
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix):]
