@@ -6,8 +6,8 @@ import psycopg2
 from sqlalchemy import make_url
 from sqlalchemy.dialects.postgresql import psycopg2 as pg_dialect
 
-from shared.persistence import failover
 from shared.database_hosts import hosts_as_query
+from shared.persistence import failover
 from shared.settings import normalise_database_url
 
 MULTI = "postgresql://app:pw@db1:5432,db2:5433/tokens?target_session_attrs=read-write"
