@@ -9,6 +9,7 @@ from flask import Flask
 from api import errors, observability
 from api.body import MAX_BODY_BYTES
 from api.docs import make_spec
+from api.docs_pages import register_docs_assets
 from api.flask_app import App
 from api.metrics import Metrics
 from api.readiness import Readiness
@@ -56,4 +57,5 @@ def create_app(settings: Settings, container: Container | None = None) -> Flask:
     app.register_blueprint(ops_page.blueprint())
     errors.register_error_handlers(app)
     spec.register(app)
+    register_docs_assets(app)
     return app
