@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import click
 
 from cli.api_command import refuse_a_busy_port
 from cli.common import settings_or_exit
+from shared.settings import Settings
 
 log = logging.getLogger("exchange_tokens.cli")
 
@@ -61,6 +63,7 @@ def run_all() -> None:
     either dies, the other is stopped and the exit status is non-zero."""
     settings = settings_or_exit()  # fail early on a bad environment, or a busy port
     refuse_a_busy_port(settings.port)
+    metrics_port = _worker_metrics_port(settings)
     base = [sys.executable, "-m", "cli"]
     # Each child in its own process group: a terminal's Ctrl-C goes to the foreground
     # group, which is then this process alone, and it forwards one SIGTERM. When the
@@ -68,9 +71,8 @@ def run_all() -> None:
     # one: about one stop in five hung 8-10 s and ended with a worker killed.
     children = {
         # The API's start line names the worker's metrics too.
-        "api": _start_child([*base, "api",
-                             f"--worker-metrics-port={settings.worker_metrics_port}"]),
-        "worker": _start_child([*base, "worker"]),
+        "api": _start_child([*base, "api", f"--worker-metrics-port={metrics_port}"]),
+        "worker": _start_child([*base, "worker", f"--metrics-port={metrics_port}"]),
     }
     stop_requested_at: float | None = None
 
@@ -110,6 +112,23 @@ def run_all() -> None:
     clean = (0, -signal.SIGINT, -signal.SIGTERM)
     if failed is not None or any(c.returncode not in clean for c in children.values()):
         raise SystemExit(1)
+
+
+def _worker_metrics_port(settings: Settings) -> int:
+    """The worker's metrics port, chosen here so the API's start line can name it: the
+    one asked for, else the first free of the defaults (the worker then holds it to it)."""
+    from workers.metrics_port import DEFAULT_PORTS
+
+    if settings.worker_metrics_port == 0 or "worker_metrics_port" in settings.model_fields_set:
+        return settings.worker_metrics_port
+    for port in (*DEFAULT_PORTS, 0):  # 0: any port the system offers, the last resort
+        with socket.socket() as probe:
+            try:
+                probe.bind(("0.0.0.0", port))  # noqa: S104 - where the worker will serve
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise click.ClickException("no port is free for the worker's metrics")
 
 
 def _start_child(argv: list[str]) -> subprocess.Popen:

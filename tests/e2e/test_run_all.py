@@ -119,3 +119,19 @@ def test_if_the_worker_dies_the_api_is_stopped_and_the_status_is_non_zero(
     assert proc.wait(25) != 0
     time.sleep(0.2)
     assert not healthy(port)
+
+
+def test_the_start_line_names_the_metrics_port_the_worker_chose(spawn, process_env, tmp_path):
+    # No port asked for: the worker takes the first free of 9100-9109 (others may be held
+    # by other workers on this host); the API's start line names that same port.
+    from tests.integration.api.test_start_line import start_lines
+
+    process_env.pop("WORKER_METRICS_PORT")
+    proc, port = start(spawn, process_env, tmp_path)
+    [line] = start_lines((tmp_path / "run-all.log").read_text())
+    with urllib.request.urlopen(line["worker_metrics"], timeout=5) as r:  # noqa: S310
+        assert r.status == 200
+    worker = next(k for k in children_of(proc.pid)
+                  if b" worker" in open(f"/proc/{k}/cmdline", "rb").read().replace(b"\0", b" "))
+    served = int(line["worker_metrics"].rsplit(":", 1)[1].split("/")[0])
+    assert f"--metrics-port={served}".encode() in open(f"/proc/{worker}/cmdline", "rb").read()
