@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import errors, observability
+from api import cors, errors, observability
 from api.body import MAX_BODY_BYTES
 from api.docs import make_spec
 from api.flask_app import App
@@ -54,5 +54,6 @@ def create_app(settings: Settings, container: Container | None = None) -> Flask:
     for module in (accounts, tokens, exchange_requests, ops):
         app.register_blueprint(module.blueprint(spec))
     errors.register_error_handlers(app)
+    cors.install(app, settings)
     spec.register(app)
     return app

@@ -23,12 +23,12 @@ CONTRACT = ROOT.parent / "shared" / "CONTRACT.md"
 # repository (a clone on its own).
 CONTRACT_VARIABLES_FALLBACK = frozenset({
     "DATABASE_URL", "AMQP_URL", "BROKER_NAMESPACE", "JWT_SECRET", "APP_ENV",
-    "TOKEN_TTL_SECONDS", "PORT", "LOG_LEVEL",
+    "TOKEN_TTL_SECONDS", "PORT", "LOG_LEVEL", "CORS_ORIGINS",
 })
 # The service's own tunables that the deployment sets (names of shared/settings.py).
 TUNABLES = frozenset({
     "MAX_ACTIVE_TOKENS", "REDEEM_FAILURES_PER_MINUTE", "WEB_CONCURRENCY", "WEB_THREADS",
-    "WORKER_METRICS_PORT",
+    "WORKER_METRICS_PORT", "WEB_APP_ENABLED", "WEB_APP_API_URL",
 })
 # Variables of the third-party containers, which the service never reads.
 CONTAINER_VARIABLES = frozenset({
