@@ -12,7 +12,7 @@ from api.docs import make_spec
 from api.flask_app import App
 from api.metrics import Metrics
 from api.readiness import Readiness
-from api.routes import accounts, exchange_requests, ops, tokens
+from api.routes import accounts, exchange_requests, ops, qr_codes, redeem_preview, tokens
 from shared.bootstrap import Container, bootstrap
 from shared.jwt_tokens import TokenVerifier
 from shared.settings import Settings
@@ -51,7 +51,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Flask:
     # (tokens.py answers some 405s and OPTIONS from a hook of its own).
     observability.install(app)
     spec = make_spec()
-    for module in (accounts, tokens, exchange_requests, ops):
+    for module in (accounts, tokens, redeem_preview, qr_codes, exchange_requests, ops):
         app.register_blueprint(module.blueprint(spec))
     errors.register_error_handlers(app)
     cors.install(app, settings)

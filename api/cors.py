@@ -16,7 +16,10 @@ from flask_cors import CORS
 
 from shared.settings import Settings
 
-ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "Accept-Language"]
+# If-None-Match is not a header browsers send without asking: an app polling its token
+# across origins needs it allowed to get its 304s.
+ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "Accept-Language",
+                   "If-None-Match"]
 ALLOWED_METHODS = ["GET", "HEAD", "POST", "DELETE", "OPTIONS"]
 EXPOSED_HEADERS = ["Retry-After", "X-Request-ID", "ETag", "Idempotent-Replayed"]
 MAX_AGE = 600  # Chromium caps a preflight's cache at 2 hours; 10 minutes is plenty
