@@ -12,7 +12,15 @@ from api.docs import make_spec
 from api.flask_app import App
 from api.metrics import Metrics
 from api.readiness import Readiness
-from api.routes import accounts, exchange_requests, ops, qr_codes, redeem_preview, tokens
+from api.routes import (
+    accounts,
+    exchange_requests,
+    ops,
+    qr_codes,
+    redeem_preview,
+    tokens,
+    web_app,
+)
 from shared.bootstrap import Container, bootstrap
 from shared.jwt_tokens import TokenVerifier
 from shared.settings import Settings
@@ -53,6 +61,8 @@ def create_app(settings: Settings, container: Container | None = None) -> Flask:
     spec = make_spec()
     for module in (accounts, tokens, redeem_preview, qr_codes, exchange_requests, ops):
         app.register_blueprint(module.blueprint(spec))
+    if settings.web_app_enabled:
+        app.register_blueprint(web_app.blueprint(settings))
     errors.register_error_handlers(app)
     cors.install(app, settings)
     spec.register(app)
