@@ -103,6 +103,7 @@ def test_a_sale_from_wallet_to_till_and_back(browser, sites, deps, screenshots):
     till.screenshot(path=screenshots / "3-till-receipt.png", full_page=True)
     _expect_text(wallet, "#outcome", r"^Redeemed: 20 points spent\.$")
     _expect_text(wallet, "#history", r"20 points redeemed")
+    assert wallet.locator("#qr").is_hidden() and wallet.inner_text("#code") == ""
     wallet.screenshot(path=screenshots / "4-wallet-redeemed.png", full_page=True)
 
     # Refusals in words: the same code again, and a code that never existed.

@@ -32,6 +32,7 @@ async function showToken(token, etag) {
   $("qr").src = URL.createObjectURL(await qr.blob());
   if (old.startsWith("blob:")) URL.revokeObjectURL(old);
   $("code").textContent = token.code;
+  $("qr").hidden = false;
   show("outcome", "");
   $("cancel").hidden = false;
   $("current").hidden = false;
@@ -48,7 +49,8 @@ function finish(text) {
   current = null;
   $("countdown").textContent = "";
   $("cancel").hidden = true;
-  $("qr").removeAttribute("src");
+  $("qr").hidden = true;  // a used or refunded code is no longer shown
+  $("code").textContent = "";
   show("outcome", text);
   return refresh();
 }
