@@ -83,6 +83,9 @@ def test_a_sale_from_wallet_to_till_and_back(browser, sites, deps, screenshots):
     _expect_text(wallet, "#balance", r"^30$")
     _expect_text(wallet, "#countdown", r"\d+ s left")
     wallet.screenshot(path=screenshots / "1-wallet-token.png", full_page=True)
+    # A reload (same tab: still signed in) shows the same token again.
+    wallet.reload()
+    _expect_text(wallet, "#code", f"^{re.escape(code)}$")
     if shutil.which("zbarimg"):
         wallet.locator("#qr").screenshot(path=screenshots / "1-wallet-qr.png")
         assert _decode_qr(screenshots / "1-wallet-qr.png") == code

@@ -22,6 +22,15 @@ async function refresh() {
     li.textContent = text;
     return li;
   }));
+  return status;
+}
+
+// After a reload: show the newest active token again (the list is soonest expiry first).
+async function resume(status) {
+  const latest = status.active[status.active.length - 1];
+  if (!latest || current) return;
+  const response = await call(`/api/exchange-tokens/${latest.id}`);
+  await showToken(await response.json(), response.headers.get("ETag"));
 }
 
 async function showToken(token, etag) {
@@ -117,5 +126,5 @@ start(async () => {
   $("cancel").addEventListener("click", cancel);
   setInterval(tick, 250);
   setInterval(poll, POLL_MS);
-  await refresh();
+  await resume(await refresh());
 });
