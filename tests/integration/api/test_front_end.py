@@ -311,3 +311,35 @@ def test_another_users_etag_gets_no_304_for_a_token_they_do_not_own(client, auth
     etag = client.get(url, headers=auth(user)).headers["ETag"]
     assert_error(client.get(url, headers={**auth(user + "-x"), "If-None-Match": etag}), 404,
                  "token_not_found")
+
+
+def test_previews_racing_a_redeem_change_nothing_and_see_active_or_redeemed(
+        client, auth, credit, user, merchant, container):
+    token = _token(client, auth, credit, user)
+    m = auth(merchant, "merchant")
+
+    def send(i):
+        path = "/api/exchange-tokens/redeem/" if i == 5 else "/api/exchange-tokens/redeem/preview/"
+        r = client.post(path, json={"code": token["code"]}, headers=m)
+        return path, r.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(send, range(12)))
+    assert ("/api/exchange-tokens/redeem/", 200) in answers
+    assert {status for path, status in answers if path.endswith("preview/")} <= {200, 409}
+    status, ledger, outbox = _state(container, token["id"])
+    assert (status, ledger) == ("redeemed", ["debit"])
+
+
+def test_the_openapi_document_describes_the_front_end_routes(client):
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    assert "post" in paths["/api/exchange-tokens/redeem/preview/"]
+    qr = paths["/api/exchange-tokens/{token_id}/qr.{kind}"]["get"]
+    kind = next(p for p in qr["parameters"] if p["name"] == "kind")
+    assert kind["schema"]["enum"] == ["svg", "png"]
+    redeem_headers = {p["name"] for p in paths["/api/exchange-tokens/redeem/"]["post"]
+                      .get("parameters", []) if p["in"] == "header"}
+    assert "Idempotency-Key" in redeem_headers
+    read_headers = {p["name"] for p in paths["/api/exchange-tokens/{token_id}"]["get"]
+                    .get("parameters", []) if p["in"] == "header"}
+    assert "If-None-Match" in read_headers
