@@ -1,8 +1,8 @@
 """CORS for browser apps served from other origins, by flask-cors.
 
 Only the exact origins of ``CORS_ORIGINS`` get CORS headers; any other origin gets none,
-so the browser refuses it. Bearer tokens only, never cookies: no credentials, which also
-keeps a stolen page from riding on a session. A preflight names what a front end sends
+so the browser refuses it. No credentials: the API takes bearer tokens, never cookies,
+so no other site's page can ride on a user's login. A preflight names what a front end sends
 (the bearer token, JSON, an Idempotency-Key, the language of error messages) and is
 cached for ``MAX_AGE`` seconds; responses expose the headers a client reads.
 """

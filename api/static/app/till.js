@@ -4,7 +4,7 @@
 // till its own answer again rather than "already redeemed".
 import { ApiError, json, newKey } from "./api.js";
 import { lang, t } from "./i18n.js";
-import { refuse, show, start } from "./session.js";
+import { refuse, show, start } from "./signin.js";
 
 const $ = (id) => document.getElementById(id);
 const RETRIES = 3;

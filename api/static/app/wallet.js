@@ -3,7 +3,7 @@
 // moment its points come back.
 import { call, json, newKey } from "./api.js";
 import { t } from "./i18n.js";
-import { refuse, show, start } from "./session.js";
+import { refuse, show, start } from "./signin.js";
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 1000;

@@ -46,7 +46,7 @@ def test_the_pages_are_served_only_when_enabled():
     assert client.get("/app").status_code == 308  # the pages' relative links need the slash
     assert client.get("/app/config.json").get_json() == {"api_url": "https://api.example.com"}
     for name in ("wallet.html", "till.html", "wallet.js", "till.js", "api.js", "i18n.js",
-                 "session.js", "index.js", "app.css"):
+                 "signin.js", "index.js", "app.css"):
         assert client.get(f"/app/{name}").status_code == 200, name
     assert client.get("/app/../setup.cfg").status_code == 404
     assert client.get("/app/%2e%2e/setup.cfg").status_code == 404
