@@ -138,6 +138,15 @@ def test_a_sale_from_wallet_to_till_and_back(browser, sites, deps, screenshots):
     _expect_text(till, "#refusal", r"^Unknown code")
     till.screenshot(path=screenshots / "5-till-refusal.png", full_page=True)
 
+    # The customer cancels another token: the points come back, and the till says so.
+    cancelled = _create_token(wallet, 5)
+    wallet.click("#cancel")
+    _expect_text(wallet, "#outcome", r"^Cancelled: your 5 points are back on your balance\.$")
+    _expect_text(wallet, "#balance", r"^30$")
+    till.fill("#code", cancelled)
+    till.click("#preview")
+    _expect_text(till, "#refusal", r"^Cancelled by the customer: the points went back to them\.$")
+
 
 def test_an_expired_token_gives_the_points_back_in_the_wallet_in_french(
         browser, sites, deps, screenshots):
