@@ -73,7 +73,8 @@ def _create_token(page, points: int, reward: str = "") -> str:
     page.click("#create")
     page.wait_for_function(
         "() => { const img = document.querySelector('#qr');"
-        " return img.src.startsWith('blob:') && img.complete && img.naturalWidth > 0; }",
+        " return !img.hidden && img.src.startsWith('blob:') && img.complete"
+        " && img.naturalWidth > 0 && document.querySelector('#code').textContent; }",
         timeout=WAIT_MS)
     return page.inner_text("#code")
 

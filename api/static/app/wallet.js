@@ -59,6 +59,8 @@ function finish(text) {
   $("countdown").textContent = "";
   $("cancel").hidden = true;
   $("qr").hidden = true;  // a used or refunded code is no longer shown
+  URL.revokeObjectURL($("qr").src);
+  $("qr").removeAttribute("src");
   $("code").textContent = "";
   show("outcome", text);
   return refresh();
