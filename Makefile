@@ -31,7 +31,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy api workers shared schemas
+	$(BIN)/mypy api workers cli shared schemas
 
 # The local broker gets at runtime what deploy/rabbitmq/advanced.config gives a deployed
 # one: a wider window for at-least-once dead-lettering, which the delay levels ride on.

@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from api.messages import message
 from shared import errors as domain
 from shared.logs import request_id_var
-from shared.persistence.database import is_timeout, is_unavailable
+from shared.persistence.transactions import is_timeout, is_unavailable
 
 log = logging.getLogger("exchange_tokens.api")
 

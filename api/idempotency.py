@@ -33,8 +33,8 @@ from sqlalchemy.orm import Session
 
 from api.errors import domain_status
 from shared.errors import DomainError, IdempotencyConflict
-from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.tables import IdempotencyKey
+from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
 
 WINDOW = timedelta(hours=24)

@@ -9,7 +9,7 @@ from shared.services.views import (
     Cancelled,
     ExchangeRequestView,
     Issued,
-    Restored,
+    Refund,
     Status,
     TokenView,
 )
@@ -35,7 +35,7 @@ def issued(result: Issued) -> dict[str, Any]:
     return {"token": token(result.token), "balance": result.balance}
 
 
-def restored(r: Restored) -> dict[str, Any]:
+def restored(r: Refund) -> dict[str, Any]:
     return {"token_id": str(r.token_id), "points": r.points, "reason": r.reason,
             "restored_at": rfc3339(r.restored_at)}
 

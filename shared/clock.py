@@ -2,17 +2,16 @@
 
 Services never compare times in Python: they put ``clock.now()`` into their SQL, which
 is ``now()`` (the transaction's start time) in production. Tests inject a
-:class:`FixedClock`, whose value is bound as a literal, to step time without sleeping.
+clock of their own, whose value is bound as a literal, to step time without sleeping.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import func, literal
+from sqlalchemy import func
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.types import DateTime
 
 
 class Clock(Protocol):
@@ -32,19 +31,3 @@ class DatabaseClock:
 
     def fixed(self) -> datetime | None:
         return None
-
-
-class FixedClock:
-    """A clock tests move by hand."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.current = start or datetime(2030, 1, 1, tzinfo=UTC)
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
-
-    def now(self) -> ColumnElement[datetime]:
-        return literal(self.current, DateTime(timezone=True))
-
-    def fixed(self) -> datetime | None:
-        return self.current

@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from shared.bootstrap import Container, bootstrap
-from shared.clock import FixedClock
 from shared.persistence import migrate as migrations
 from shared.services.deps import Deps
 from shared.settings import Settings, normalise_database_url
+from tests.support.clock import FixedClock
 
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"

@@ -57,7 +57,7 @@ from shared.messaging.publisher import (
     new_message_id,
 )
 from shared.messaging.topology import Topology
-from shared.persistence.database import is_unavailable
+from shared.persistence.transactions import is_unavailable
 from workers import metrics
 from workers.backoff import Backoff
 

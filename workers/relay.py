@@ -28,12 +28,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RootTransaction, Row, text
+from sqlalchemy import Connection, Engine, RootTransaction, Row
 
 from shared.messaging import amqp_client
 from shared.messaging.names import Names
 from shared.messaging.publisher import ConfirmingPublisher, Outgoing, Sent
-from shared.persistence.database import is_unavailable
+from shared.persistence import outbox
+from shared.persistence.transactions import is_unavailable
 from shared.settings import Settings
 from workers import metrics
 from workers.backoff import Backoff
@@ -41,31 +42,6 @@ from workers.backoff import Backoff
 log = logging.getLogger("exchange_tokens.relay")
 
 POLL_SECONDS = 0.1  # contract: poll at least every 200 ms; an event waits 50 ms on average
-
-# Claim, then mark: the rows are locked (SKIP LOCKED: other relays take other rows) and
-# marked published, but nobody sees the mark before our COMMIT, which comes only after the
-# broker confirmed; any failure rolls it back. Two statements, not UPDATE … WHERE id IN
-# (SELECT … LIMIT n FOR UPDATE SKIP LOCKED): PostgreSQL may rescan such a subquery once
-# per outer row, and the LIMIT window then slides over the whole backlog.
-_CLAIM = text(
-    "SELECT id FROM outbox WHERE published_at IS NULL"
-    " AND (next_attempt_at IS NULL OR next_attempt_at <= now())"
-    " ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
-)
-_MARK = text(
-    "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY(:ids)"
-    " RETURNING id, event_id, event_type, payload::text AS body, headers, created_at"
-)
-# attempts counts this one already (_MARK): 0.2 s after the first failure, doubling.
-_UNMARK = text(
-    "UPDATE outbox SET published_at = NULL, next_attempt_at = now()"
-    " + make_interval(secs => least(30, 0.1 * power(2, least(attempts, 20))))"
-    " WHERE id = ANY(:ids)"
-)
-# Losing this commit in a database crash only publishes the batch again (a duplicate,
-# which consumers absorb), so it need not wait for the WAL flush.
-_ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
-
 
 @dataclass
 class _InFlight:
@@ -118,13 +94,13 @@ class Relay:
         conn = self.engine.connect()
         tx = conn.begin()
         try:
-            ids = conn.execute(_CLAIM, {"n": self.batch_size}).scalars().all()
+            ids = outbox.claim_unsent(conn, self.batch_size)
             if not ids:  # an idle poll: two round trips (the claim, the rollback)
                 tx.rollback()
                 conn.close()
                 return None
-            conn.execute(_ASYNC_COMMIT)  # any time before COMMIT will do
-            rows = sorted(conn.execute(_MARK, {"ids": list(ids)}).all(), key=lambda r: r.id)
+            outbox.commit_without_flush_wait(conn)  # any time before COMMIT will do
+            rows = sorted(outbox.mark_published(conn, ids), key=lambda r: r.id)
             sent = publisher.send([
                 Outgoing(
                     exchange=self.exchange,
@@ -149,7 +125,7 @@ class Relay:
             results = self._publisher.wait(batch.sent)
             failed = [r.id for r, ok in zip(batch.rows, results, strict=True) if not ok]
             if failed:  # nacked, returned or unconfirmed: stays unsent, attempt counted
-                batch.conn.execute(_UNMARK, {"ids": failed})
+                outbox.release_for_retry(batch.conn, failed)
             batch.tx.commit()
         except BaseException:
             _abandon(batch.conn, batch.tx)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from shared.persistence.database import is_unavailable
+from shared.persistence.transactions import is_unavailable
 from shared.services.deps import Deps
 from shared.services.retention import prune
 from shared.services.sweep import sweep

@@ -15,7 +15,7 @@ from api import idempotency, serializers
 from api.idempotency import Outcome, Scope
 from api.routes.common import deps, metrics, respond
 from shared.services.redeem import log_redeemed, redeem_in
-from shared.services.restore import log_restored
+from shared.services.refund import log_refunds
 from shared.services.views import TokenView
 
 
@@ -29,7 +29,7 @@ def keyed_redeem(scope: Scope, code: str, merchant_id: str) -> Response:
 
     def effect(session: Session) -> Outcome:
         token, restored, refusal = redeem_in(session, deps(), code, merchant_id)
-        hooks = [lambda: log_restored(restored)]
+        hooks = [lambda: log_refunds(restored)]
         if refusal is not None:
             return Outcome(refusal=refusal, after_commit=hooks)
         assert token is not None

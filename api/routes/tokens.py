@@ -30,7 +30,7 @@ from shared.errors import TokenNotFound
 from shared.services import abuse, cancel, get_token, redeem, status
 from shared.services.issue import issue as issue_token
 from shared.services.issue import issue_in, log_issued
-from shared.services.restore import log_restored
+from shared.services.refund import log_refunds
 
 # Paths of their own routes: with another method they must answer 405, not fall through to
 # the token routes as an id that names no token; and their Allow header names their own
@@ -92,7 +92,7 @@ def blueprint(spec: SpecTree) -> Blueprint:  # noqa: C901 - one nested view per 
         def effect(session: Session) -> idempotency.Outcome:
             result, restored, refusal = issue_in(session, deps(), principal.sub, body.points,
                                                  body.reward)
-            hooks = [lambda: log_restored(restored)]
+            hooks = [lambda: log_refunds(restored)]
             if refusal is not None:
                 return idempotency.Outcome(refusal=refusal, after_commit=hooks)
             assert result is not None

@@ -147,7 +147,7 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=func.now())
     published_at: Mapped[datetime | None] = mapped_column(TS)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    # After a failed publish: not claimed again before then (workers/relay.py).
+    # After a failed publish: not claimed again before then (the relay, shared/persistence/outbox.py).
     next_attempt_at: Mapped[datetime | None] = mapped_column(TS)
 
 

@@ -26,8 +26,8 @@ from sqlalchemy import ColumnElement, Connection, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.errors import TooManyAttempts
-from shared.persistence.database import retry_transaction
 from shared.persistence.tables import RedeemFailures
+from shared.persistence.transactions import retry_transaction
 from shared.services.deps import Deps
 
 _MINUTE: ColumnElement[timedelta] = literal_column("interval '1 minute'")

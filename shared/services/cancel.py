@@ -7,16 +7,16 @@ import uuid
 from sqlalchemy import select
 
 from shared.errors import DomainError, TokenAlreadyRedeemed, TokenNotFound
-from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.tables import LedgerEntry, Token
+from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
 from shared.services.lookup import gone, refund_of_token, settled_fate
-from shared.services.restore import (
+from shared.services.refund import (
     CANCELLED,
     EXPIRED,
     expired_condition,
-    log_restored,
-    restore_tokens,
+    log_refunds,
+    refund_tokens,
 )
 from shared.services.views import Cancelled
 
@@ -32,7 +32,7 @@ def cancel(deps: Deps, user_id: str, token_id: uuid.UUID) -> Cancelled:
     refusal: DomainError | None = None
     with unit_of_work(deps.session_factory) as session:
         mine = (Token.id == token_id) & (Token.user_id == user_id)
-        restored = restore_tokens(
+        restored = refund_tokens(
             session, deps.clock,
             mine & (Token.status == "active") & (Token.expires_at > deps.clock.now()),
             CANCELLED,
@@ -46,7 +46,7 @@ def cancel(deps: Deps, user_id: str, token_id: uuid.UUID) -> Cancelled:
             elif existing.status == "redeemed":
                 refusal = TokenAlreadyRedeemed("this token was already redeemed")
             else:
-                restored = restore_tokens(
+                restored = refund_tokens(
                     session, deps.clock, mine & expired_condition(deps.clock), EXPIRED
                 )
                 refusal = gone(existing.points, EXPIRED) if restored else settled_fate(
@@ -56,7 +56,7 @@ def cancel(deps: Deps, user_id: str, token_id: uuid.UUID) -> Cancelled:
                     existing.points,
                 )
         session.commit()
-    log_restored(restored)
+    log_refunds(restored)
     if refusal is not None:
         raise refusal
     r = restored[0]

@@ -8,8 +8,8 @@ from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.tables import Account, LedgerEntry
+from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
 
 log = logging.getLogger("exchange_tokens.credit")

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from schemas.events import TokenRedeemed
-from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.tables import ExchangeRequest
+from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
 from shared.services.views import ExchangeRequestView
 

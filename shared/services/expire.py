@@ -8,11 +8,11 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.tables import Token
+from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
-from shared.services.restore import EXPIRED, expired_condition, log_restored, restore_tokens
-from shared.services.views import Restored
+from shared.services.refund import EXPIRED, expired_condition, log_refunds, refund_tokens
+from shared.services.views import Refund
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class ExpireOutcome:
     by ``not_due_until - as_of``), and both are None when there is nothing to do (already
     redeemed, restored or cancelled)."""
 
-    restored: Restored | None
+    restored: Refund | None
     not_due_until: datetime | None = None
     as_of: datetime | None = None
 
@@ -47,7 +47,7 @@ class ExpireBatchOutcome:
     yet due (``not_due[token_id] = expires_at``, to be delayed again by
     ``expires_at - as_of``). Any other id had nothing to do (redeemed, restored, unknown)."""
 
-    restored: list[Restored]
+    restored: list[Refund]
     not_due: dict[uuid.UUID, datetime]
     as_of: datetime | None
 
@@ -60,7 +60,7 @@ def expire_due(deps: Deps, token_ids: list[uuid.UUID]) -> ExpireBatchOutcome:
     if not token_ids:
         return ExpireBatchOutcome([], {}, None)
     with unit_of_work(deps.session_factory) as session:
-        restored = restore_tokens(
+        restored = refund_tokens(
             session, deps.clock, expired_condition(deps.clock) & Token.id.in_(token_ids), EXPIRED
         )
         done = {r.token_id for r in restored}
@@ -76,5 +76,5 @@ def expire_due(deps: Deps, token_ids: list[uuid.UUID]) -> ExpireBatchOutcome:
             ):
                 not_due[row.id] = row.expires_at
         session.commit()
-    log_restored(restored)
+    log_refunds(restored)
     return ExpireBatchOutcome(restored, not_due, as_of)

@@ -14,12 +14,12 @@ from sqlalchemy.orm import Session
 from schemas.events import SCHEMA_VERSION
 from shared.codes import new_code
 from shared.errors import InsufficientPoints, TooManyActiveTokens
-from shared.persistence.database import retry_transaction, single_statement, unit_of_work
 from shared.persistence.outbox import event_headers
 from shared.persistence.tables import Token
+from shared.persistence.transactions import retry_transaction, single_statement, unit_of_work
 from shared.services.deps import Deps
-from shared.services.restore import EXPIRED, expired_condition, log_restored, restore_tokens
-from shared.services.views import Issued, Restored, TokenView
+from shared.services.refund import EXPIRED, expired_condition, log_refunds, refund_tokens
+from shared.services.views import Issued, Refund, TokenView
 
 log = logging.getLogger("exchange_tokens.issue")
 
@@ -71,19 +71,19 @@ def _result(row: Any, params: dict[str, Any], deps: Deps
 
 def issue_in(
     session: Session, deps: Deps, user_id: str, points: int, reward: str | None
-) -> tuple[Issued | None, list[Restored], Exception | None]:
+) -> tuple[Issued | None, list[Refund], Exception | None]:
     """The issue, in the caller's transaction. Returns (result, restored, refusal): on a
     refusal the caller still commits, so the sweep that ran first is kept."""
     params = _params(deps, user_id, points, reward)
     row = session.execute(_ISSUE, params).one()
-    restored: list[Restored] = []
+    restored: list[Refund] = []
     if row.outcome == SWEEP:
         # The original system's "cleanup on create", with the account still locked by the
         # call above. SKIP LOCKED: a token another transaction holds (a worker expiring it
         # right now) is left to it, so we never wait on a token while holding the
         # account: no lock-order deadlock. Then the same call again, told not to stop for
         # what is left (a token SKIP LOCKED passed over).
-        restored = restore_tokens(
+        restored = refund_tokens(
             session, deps.clock, expired_condition(deps.clock) & (Token.user_id == user_id),
             EXPIRED, skip_locked=True,
         )
@@ -106,7 +106,7 @@ def _issue_swept(deps: Deps, user_id: str, points: int, reward: str | None) -> I
     with unit_of_work(deps.session_factory) as session:
         result, restored, refusal = issue_in(session, deps, user_id, points, reward)
         session.commit()
-    log_restored(restored)
+    log_refunds(restored)
     if refusal is not None:
         raise refusal
     assert result is not None

@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from shared.errors import TokenAlreadyRedeemed, TokenNotFound
-from shared.persistence.database import unit_of_work
 from shared.persistence.tables import LedgerEntry, Token
+from shared.persistence.transactions import unit_of_work
 from shared.services.deps import Deps
 from shared.services.lookup import gone, refund_of
 from shared.services.views import TokenView

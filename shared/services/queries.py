@@ -10,12 +10,12 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from shared.errors import TokenNotFound
-from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.tables import Account, LedgerEntry, Token
+from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
 from shared.services.lookup import gone, refund_of_token
-from shared.services.restore import EXPIRED, expired_condition, log_restored, restore_tokens
-from shared.services.views import Restored, Status, TokenView
+from shared.services.refund import EXPIRED, expired_condition, log_refunds, refund_tokens
+from shared.services.views import Refund, Status, TokenView
 
 RECENT = 20
 
@@ -55,7 +55,7 @@ def get_token(deps: Deps, user_id: str, token_id: uuid.UUID) -> TokenView:
 def status(deps: Deps, user_id: str) -> Status:
     """Balance, active tokens (soonest expiry first), and the latest redeemed and restored."""
     with unit_of_work(deps.session_factory) as session:
-        restored_now = restore_tokens(
+        restored_now = refund_tokens(
             session, deps.clock, expired_condition(deps.clock) & (Token.user_id == user_id),
             EXPIRED,
         )
@@ -82,11 +82,11 @@ def status(deps: Deps, user_id: str) -> Status:
             active=[TokenView.from_row(r) for r in active],
             redeemed=[TokenView.from_row(r) for r in redeemed],
             restored=[
-                Restored(token_id=r.token_id, user_id=user_id, points=r.amount,
+                Refund(token_id=r.token_id, user_id=user_id, points=r.amount,
                          reason=r.reason or EXPIRED, expires_at=None, restored_at=r.created_at)
                 for r in refunds
             ],
         )
         session.commit()
-    log_restored(restored_now)
+    log_refunds(restored_now)
     return result

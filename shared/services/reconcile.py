@@ -36,10 +36,10 @@ from typing import Any
 
 from sqlalchemy import text
 
-from shared.persistence.database import unit_of_work
+from shared.persistence.transactions import unit_of_work
 from shared.services.deps import Deps
 from shared.services.sweep import sweep, sweep_all
-from shared.services.views import Restored
+from shared.services.views import Refund
 
 DEFAULT_GRACE_SECONDS = 60.0
 MAX_PROBLEMS = 10_000  # per check family: enough to act on, bounded if the books are wrecked
@@ -188,7 +188,7 @@ class Report:
     grace_seconds: float
     elapsed_ms: float
     truncated: bool = False
-    fixed: list[Restored] = field(default_factory=list)  # what --fix restored first
+    fixed: list[Refund] = field(default_factory=list)  # what --fix restored first
     left_alone: list[str] = field(default_factory=list)  # overdue, but other problems too
 
     @property
@@ -282,7 +282,7 @@ def reconcile_and_fix(deps: Deps, grace_seconds: float = DEFAULT_GRACE_SECONDS) 
         before = reconcile(deps, grace_seconds, max_problems=UNBOUNDED)
     overdue = {p.user_id for p in before.problems if p.kind == OVERDUE and p.user_id}
     broken = {p.user_id for p in before.problems if p.kind != OVERDUE and p.user_id}
-    fixed: list[Restored] = []
+    fixed: list[Refund] = []
     if overdue and not broken:
         fixed = sweep_all(deps)
     else:

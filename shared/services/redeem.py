@@ -9,25 +9,25 @@ from sqlalchemy.orm import Session
 
 from schemas.events import TokenRedeemed
 from shared.errors import DomainError, TokenAlreadyRedeemed, TokenNotFound
-from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.outbox import record_events
 from shared.persistence.tables import LedgerEntry, Token
+from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
 from shared.services.lookup import gone, refund_and_owner, settled_fate
-from shared.services.restore import EXPIRED, expired_condition, log_restored, restore_tokens
-from shared.services.views import Restored, TokenView
+from shared.services.refund import EXPIRED, expired_condition, log_refunds, refund_tokens
+from shared.services.views import Refund, TokenView
 
 log = logging.getLogger("exchange_tokens.redeem")
 
 
 def redeem_in(
     session: Session, deps: Deps, code: str, merchant_id: str
-) -> tuple[TokenView | None, list[Restored], DomainError | None]:
+) -> tuple[TokenView | None, list[Refund], DomainError | None]:
     """:func:`redeem` inside the caller's transaction (an Idempotency-Key's, api/): the
     redeemed token or the refusal, and the owner's expired tokens restored on the way.
     Commits nothing; the caller commits, then logs and raises."""
     token: TokenView | None = None
-    restored: list[Restored] = []
+    restored: list[Refund] = []
     refusal: DomainError | None = None
     past_expiry = None
     owner: str | None = None  # whose expired tokens this validation sweeps
@@ -70,7 +70,7 @@ def redeem_in(
         # (tokens are locked in (expires_at, id) order, and ours came first), a
         # deadlock. What it holds it refunds. Holding nothing (a refusal), wait in
         # that order like everyone else: the past-expiry token must be settled here.
-        restored = restore_tokens(
+        restored = refund_tokens(
             session, deps.clock, expired_condition(deps.clock) & (Token.user_id == owner),
             EXPIRED, skip_locked=row is not None,
         )
@@ -95,7 +95,7 @@ def redeem(deps: Deps, code: str, merchant_id: str) -> TokenView:
     with unit_of_work(deps.session_factory) as session:
         token, restored, refusal = redeem_in(session, deps, code, merchant_id)
         session.commit()
-    log_restored(restored)
+    log_refunds(restored)
     if refusal is not None:
         raise refusal
     assert token is not None

@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select, tuple_
 
-from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.tables import IdempotencyKey, OutboxMessage, RedeemFailures
+from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
 
 OUTBOX_KEEP = timedelta(days=7)

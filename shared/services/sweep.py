@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from shared.persistence.database import retry_transaction, unit_of_work
 from shared.persistence.tables import Token
+from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
-from shared.services.restore import EXPIRED, expired_condition, log_restored, restore_tokens
-from shared.services.views import Restored
+from shared.services.refund import EXPIRED, expired_condition, log_refunds, refund_tokens
+from shared.services.views import Refund
 
 
 @retry_transaction()
 def sweep(
     deps: Deps, user_id: str | None = None, dry_run: bool = False, limit: int = 500
-) -> list[Restored]:
+) -> list[Refund]:
     """Restore up to ``limit`` expired tokens (of ``user_id``, or everyone's).
 
     Rows locked by another transaction are skipped (SKIP LOCKED), so several sweepers, the
@@ -34,23 +34,23 @@ def sweep(
                 .limit(limit)
             ).all()
             return [
-                Restored(token_id=r.id, user_id=r.user_id, points=r.points, reason=EXPIRED,
+                Refund(token_id=r.id, user_id=r.user_id, points=r.points, reason=EXPIRED,
                          expires_at=r.expires_at, restored_at=now)
                 for r in rows
             ]
-        restored = restore_tokens(
+        restored = refund_tokens(
             session, deps.clock, condition, EXPIRED, limit=limit, skip_locked=True
         )
         session.commit()
-    log_restored(restored)
+    log_refunds(restored)
     return restored
 
 
-def sweep_all(deps: Deps, dry_run: bool = False, batch: int = 500) -> list[Restored]:
+def sweep_all(deps: Deps, dry_run: bool = False, batch: int = 500) -> list[Refund]:
     """Every expired token now, in bounded batches (the `cleanup` command)."""
     if dry_run:
         return sweep(deps, dry_run=True, limit=10_000_000)
-    done: list[Restored] = []
+    done: list[Refund] = []
     while True:
         restored = sweep(deps, limit=batch)
         done.extend(restored)

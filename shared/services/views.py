@@ -41,7 +41,7 @@ class TokenView:
 
 
 @dataclass(frozen=True)
-class Restored:
+class Refund:
     """One token's points put back on its owner's balance (or, in a dry run, that would be)."""
 
     token_id: uuid.UUID
@@ -71,7 +71,7 @@ class Status:
     balance: int
     active: list[TokenView]
     redeemed: list[TokenView]
-    restored: list[Restored]
+    restored: list[Refund]
 
 
 @dataclass(frozen=True)

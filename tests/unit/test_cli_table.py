@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.cli.common import table
+from cli.common import table
 
 
 def test_columns_are_aligned_to_the_widest_cell():

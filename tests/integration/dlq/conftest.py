@@ -16,7 +16,7 @@ import pika
 import pytest
 from click.testing import CliRunner, Result
 
-from shared.cli import main
+from cli import main
 from shared.messaging.names import (
     H_ATTEMPTS,
     H_DEAD_LETTERED_AT,

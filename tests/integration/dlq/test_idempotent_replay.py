@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 
 from schemas.events import TokenExpired, parse_event
 from shared import services
-from shared.clock import FixedClock
 from shared.messaging.names import H_ATTEMPTS, H_REPLAYED
 from shared.persistence.tables import LedgerEntry
 from shared.services.deps import Deps
 from tests.integration.dlq.builders import expire_routing_key, expiry_command
+from tests.support.clock import FixedClock
 
 
 def consume_one_expiry(broker, topology, deps):

@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import func, select
 
 from shared import services
-from shared.clock import FixedClock
 from shared.persistence.tables import LedgerEntry
 from shared.services.deps import Deps
 from tests.integration.dlq.builders import expire_routing_key, expiry_command, redeemed
+from tests.support.clock import FixedClock
 from tests.support.service_env import service_env
 
 EXE = Path(sys.executable).with_name("exchange-tokens")

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 from schemas.events import TokenRedeemed
 from shared import services
-from shared.clock import FixedClock
 from shared.messaging.names import H_ATTEMPTS, H_EXCEPTION, H_REASON, H_REPLAYED, H_STACK
 from shared.messaging.topology import delay_routing_key
 from shared.services.deps import Deps
@@ -21,6 +20,7 @@ from tests.integration.dlq.builders import (
     logged,
     redeemed,
 )
+from tests.support.clock import FixedClock
 
 
 def ids_in_parking(cli):
@@ -131,7 +131,7 @@ def test_rate_limits_replays_per_second(cli, broker):
 def test_a_paced_replay_longer_than_the_brokers_ack_timeout_is_refused_before_it_starts(
         cli, broker, topology, monkeypatch):
     # Held unacknowledged past consumer_timeout, the channel would be closed half-way.
-    from shared.messaging import dead_letter_console
+    from shared.services import dead_letter_console
 
     monkeypatch.setattr(dead_letter_console, "MAX_HOLD_SECONDS", 1.0)
     parked = [broker.park(issued()) for _ in range(3)]

@@ -22,15 +22,15 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
+from cli import main
 from shared import jwt_tokens, services
 from shared.bootstrap import Container, bootstrap
-from shared.cli import main
-from shared.clock import FixedClock
 from shared.services.views import TokenView
 from shared.settings import Settings
 from tests.conftest import TEST_JWT_SECRET
 from tests.integration.foundation.books import assert_books_balance
 from tests.integration.foundation.scratch import drop_database, scratch_database, scratch_url
+from tests.support.clock import FixedClock
 from tests.support.root_logging import kept_root_logging
 from tests.support.service_env import service_env
 

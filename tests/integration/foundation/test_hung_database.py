@@ -12,12 +12,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from shared.persistence.database import (
-    HUNG_SERVER_MARGIN_S,
-    is_unavailable,
-    make_engine,
-    single_statement,
-)
+from shared.persistence.database import HUNG_SERVER_MARGIN_S, make_engine
+from shared.persistence.transactions import is_unavailable, single_statement
 from tests.support.tcp_proxy import TcpProxy
 
 STATEMENT_TIMEOUT_MS = 300

@@ -12,13 +12,13 @@ from sqlalchemy import text
 
 from schemas.events import SCHEMA_VERSION, TokenIssued, parse_event
 from shared import services
-from shared.clock import FixedClock
 from shared.errors import InsufficientPoints
 from shared.logs import bound
 from shared.messaging.names import H_REQUEST_ID
-from shared.persistence.database import unit_of_work
+from shared.persistence.transactions import unit_of_work
 from shared.services.deps import Deps
 from shared.services.issue import issue_in
+from tests.support.clock import FixedClock
 
 
 def outbox_row(deps: Deps, token_id: object) -> tuple[dict, dict]:

@@ -28,7 +28,6 @@ from hypothesis.stateful import (
 from sqlalchemy import text
 
 from shared import services
-from shared.clock import FixedClock
 from shared.errors import (
     DomainError,
     InsufficientPoints,
@@ -40,6 +39,7 @@ from shared.errors import (
 from shared.services.deps import Deps
 from shared.services.sweep import sweep_all
 from tests.integration.foundation.books import assert_books_balance
+from tests.support.clock import FixedClock
 
 TTL = 180
 MAX_ACTIVE = 4

@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import text
 
 from shared import services
-from shared.clock import FixedClock
 from shared.errors import DomainError, TokenAlreadyRedeemed, TokenExpired
 from shared.services.deps import Deps
 from tests.integration.foundation.books import assert_books_balance
+from tests.support.clock import FixedClock
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from shared.bootstrap import bootstrap
-from shared.persistence.database import is_unavailable, single_statement
+from shared.persistence.transactions import is_unavailable, single_statement
 
 
 @pytest.fixture

@@ -14,16 +14,16 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 
+from cli import main
 from schemas.events import TokenRedeemed
 from shared import services
 from shared.bootstrap import Container
-from shared.cli import main
-from shared.clock import FixedClock
 from shared.services.deps import Deps
 from shared.services.reconcile import reconcile
 from shared.services.views import TokenView
 from shared.settings import Settings
 from tests.integration.reconcile.generated_books import LEDGER_ROWS_PER_USER, generate_books
+from tests.support.clock import FixedClock
 from tests.support.service_env import service_env
 
 pytestmark = pytest.mark.timeout(120)

@@ -261,7 +261,7 @@ def test_a_token_someone_holds_delays_only_itself_not_its_batch(
 
     from schemas.events import TokenExpired
     from shared import services
-    from shared.persistence.database import is_timeout, is_unavailable
+    from shared.persistence.transactions import is_timeout, is_unavailable
     from tests.integration.workers.conftest import purge_queues, refunds
 
     short = dataclasses.replace(deps, token_ttl_seconds=1)

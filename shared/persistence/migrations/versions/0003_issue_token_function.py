@@ -13,7 +13,7 @@ the limit holds under concurrent issues by one user, which a single CTE statemen
 snapshot, taken before the lock wait) would not guarantee.
 
 It decides and writes nothing else: restoring the user's expired tokens stays in Python
-(shared/services/restore.py, the one refund path). When there are some, the function
+(shared/services/refund.py, the one refund path). When there are some, the function
 answers 'sweep' without writing; the caller restores them in its transaction and calls
 again with p_swept = true.
 """

@@ -9,7 +9,7 @@ four statements built by the ORM (delete, ledger rows, account credits, outbox e
 with an event object and its JSON made in Python for every token. Most of a refund's cost
 was that Python, not PostgreSQL. Here the writes are one call.
 
-The caller (shared/services/restore.py) has already chosen the tokens and locked them
+The caller (shared/services/refund.py) has already chosen the tokens and locked them
 (SELECT ... ORDER BY expires_at, id FOR UPDATE, which re-checks its condition on the
 newest row version), so nothing can change them before this runs. The function then locks
 their owners' accounts in user-id order, the one order every transaction uses, deletes

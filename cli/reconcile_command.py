@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
+from cli.common import outages_as_errors, settings_or_exit, table
 from shared.bootstrap import bootstrap
-from shared.cli.common import outages_as_errors, settings_or_exit, table
 from shared.services.reconcile import (
     DEFAULT_GRACE_SECONDS,
     Problem,

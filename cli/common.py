@@ -10,8 +10,8 @@ from pika.exceptions import AMQPConnectionError
 from sqlalchemy.exc import DBAPIError
 
 from shared.logs import configure_logging
-from shared.persistence.database import is_unavailable
 from shared.persistence.migrate import redact
+from shared.persistence.transactions import is_unavailable
 from shared.settings import Settings, SettingsError, load_settings
 
 

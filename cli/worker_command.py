@@ -11,7 +11,7 @@ import time
 
 import click
 
-from shared.cli.common import settings_or_exit
+from cli.common import settings_or_exit
 
 log = logging.getLogger("exchange_tokens.cli")
 
@@ -52,7 +52,7 @@ def run_all() -> None:
     """Run the API and one worker in the foreground; Ctrl-C or SIGTERM stops both. If
     either dies, the other is stopped and the exit status is non-zero."""
     settings_or_exit()  # fail early on a bad environment
-    base = [sys.executable, "-m", "shared.cli"]
+    base = [sys.executable, "-m", "cli"]
     children = {
         "api": subprocess.Popen([*base, "api"]),  # noqa: S603 - our own command
         "worker": subprocess.Popen([*base, "worker"]),  # noqa: S603

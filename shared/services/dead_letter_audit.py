@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from shared.persistence.database import unit_of_work
 from shared.persistence.tables import DlqAudit
+from shared.persistence.transactions import unit_of_work
 from shared.services.deps import Deps
 
 

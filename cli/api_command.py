@@ -8,7 +8,7 @@ import tempfile
 
 import click
 
-from shared.cli.common import settings_or_exit
+from cli.common import settings_or_exit
 
 
 def register(group: click.Group) -> None:

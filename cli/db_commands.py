@@ -6,8 +6,8 @@ import json
 
 import click
 
+from cli.common import outages_as_errors, settings_or_exit, table
 from shared.bootstrap import bootstrap
-from shared.cli.common import outages_as_errors, settings_or_exit, table
 from shared.messaging.topology import declare_topology
 from shared.persistence import migrate as migrations
 from shared.services.sweep import sweep_all

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from schemas.events import Event, TokenExpired, TokenIssued, TokenRedeemed, parse_event
 from shared.clock import Clock
 from shared.messaging.dead_letters import DeadLetter
-from shared.persistence.database import unit_of_work
 from shared.persistence.tables import ExchangeRequest, LedgerEntry, Token
+from shared.persistence.transactions import unit_of_work
 from shared.services.deps import Deps
 
 

@@ -18,11 +18,11 @@ import click
 from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 from sqlalchemy.exc import OperationalError
 
+from cli.common import settings_or_exit, table
 from shared.bootstrap import Container, bootstrap
-from shared.cli.common import settings_or_exit, table
-from shared.messaging import dead_letter_audit as audit
-from shared.messaging import dead_letter_console as console
 from shared.messaging.dead_letter_queue import ParkingQueue
+from shared.services import dead_letter_audit as audit
+from shared.services import dead_letter_console as console
 from shared.settings import Settings
 
 DEFAULT_LIST_LIMIT = 100

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from shared.cli import (
+from cli import (
     api_command,
     db_commands,
     dlq_command,

@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.messaging import dead_letter_audit as audit
 from shared.messaging.dead_letter_queue import REPLAYED, Held, Parked, ParkingQueue
-from shared.messaging.dead_letter_verdicts import verdicts
 from shared.messaging.dead_letters import DeadLetter
+from shared.services import dead_letter_audit as audit
+from shared.services.dead_letter_verdicts import verdicts
 from shared.services.deps import Deps
 
 log = logging.getLogger("exchange_tokens.dlq")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from cli.common import settings_or_exit
 from shared import jwt_tokens
-from shared.cli.common import settings_or_exit
 
 
 def register(group: click.Group) -> None:

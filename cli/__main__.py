@@ -1,0 +1,5 @@
+"""``python -m cli``: the console script without the installed entry point."""
+
+from cli import main
+
+main()
