@@ -16,6 +16,8 @@ from api.routes import (
     accounts,
     exchange_requests,
     ops,
+    ops_console,
+    ops_page,
     qr_codes,
     redeem_preview,
     tokens,
@@ -59,8 +61,10 @@ def create_app(settings: Settings, container: Container | None = None) -> Flask:
     # (tokens.py answers some 405s and OPTIONS from a hook of its own).
     observability.install(app)
     spec = make_spec()
-    for module in (accounts, tokens, redeem_preview, qr_codes, exchange_requests, ops):
+    for module in (accounts, tokens, redeem_preview, qr_codes, exchange_requests, ops,
+                   ops_console):
         app.register_blueprint(module.blueprint(spec))
+    app.register_blueprint(ops_page.blueprint())
     if settings.web_app_enabled:
         app.register_blueprint(web_app.blueprint(settings))
     errors.register_error_handlers(app)

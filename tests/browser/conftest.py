@@ -1,76 +1,52 @@
-"""The web app and the API as real HTTP servers on separate origins, for a real browser.
-
-Each app origin (the pages, served by one API process with ``WEB_APP_ENABLED``) calls an
-API on another origin, as a deployed front end would: CORS is exercised by Chromium
-itself. Two pairs: tokens that live long enough for a sale, and tokens that expire
-within seconds, since the token lifetime is the service's, not the request's.
-"""
+"""Browser tests: headless Debian Chromium (tests/support/browser.py) against the real API,
+workers, PostgreSQL and RabbitMQ, in a broker namespace of their own."""
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from werkzeug.serving import BaseWSGIServer, make_server
 
-from api.app import create_app
-from shared.bootstrap import Container
-from shared.services.deps import Deps
+from shared.messaging.topology import Topology, declare_topology, delete_topology
 from shared.settings import Settings
-
-SHORT_TTL_SECONDS = 5  # enough to create a token and show it; short enough to wait for
-
-
-@dataclass(frozen=True)
-class Site:
-    api: str  # the API's origin
-    pages: str  # the origin of the web app's pages, allowed by the API's CORS_ORIGINS
-
-
-def _bind() -> BaseWSGIServer:
-    server = make_server("127.0.0.1", 0, lambda environ, start: [], threaded=True)
-    server.daemon_threads = True
-    return server
-
-
-def _origin(server: BaseWSGIServer) -> str:
-    return f"http://127.0.0.1:{server.server_port}"
+from tests.support.browser import launch_chromium
+from tests.support.ops_stack import Stack, broker_channel, close_open_jobs
 
 
 @pytest.fixture(scope="session")
-def screenshots() -> Path:
-    """Where the run leaves its screenshots (SCREENSHOT_DIR, else build/screenshots)."""
-    root = Path(__file__).resolve().parents[2]
-    path = Path(os.environ.get("SCREENSHOT_DIR", root / "build" / "screenshots"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def ops_settings(settings: Settings) -> Iterator[Settings]:
+    s = settings.model_copy(update={"broker_namespace": f"{settings.broker_namespace}-web"})
+    declare_topology(s)
+    yield s
+    delete_topology(s)
+
+
+@pytest.fixture(scope="session")
+def ops_topology(ops_settings: Settings) -> Topology:
+    return Topology.for_settings(ops_settings)
+
+
+@pytest.fixture
+def channel(ops_settings: Settings, ops_topology: Topology) -> Iterator[Any]:
+    with broker_channel(ops_settings) as ch:
+        for queue in (ops_topology.names.dead_letter_queue, *ops_topology.consumer_queues()):
+            ch.queue_purge(queue)
+        yield ch
+
+
+@pytest.fixture
+def stack(ops_settings: Settings, deps: Any, tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(ops_settings, tmp_path)
+    try:
+        yield s
+    finally:
+        s.stop_all()
+        close_open_jobs(deps)
 
 
 @pytest.fixture(scope="module")
-def sites(settings: Settings, container: Container) -> Iterator[dict[str, Site]]:
-    # Sockets first: each side's settings name the other's origin.
-    servers = {name: (_bind(), _bind()) for name in ("sale", "expiry")}
-    origins = ",".join(_origin(pages) for _, pages in servers.values())
-    sites = {}
-    for name, (api, pages) in servers.items():
-        ttl = 180 if name == "sale" else SHORT_TTL_SECONDS
-        deps = Deps(session_factory=container.deps.session_factory, clock=container.deps.clock,
-                    token_ttl_seconds=ttl)
-        own = Container(settings=settings, engine=container.engine, deps=deps)
-        api.app = create_app(settings.model_copy(update={"cors_origins": origins}), own)
-        pages.app = create_app(settings.model_copy(update={
-            "web_app_enabled": True, "web_app_api_url": _origin(api)}), own)
-        sites[name] = Site(api=_origin(api), pages=_origin(pages))
-    threads = [threading.Thread(target=server.serve_forever, daemon=True)
-               for pair in servers.values() for server in pair]
-    for thread in threads:
-        thread.start()
-    yield sites
-    for pair in servers.values():
-        for server in pair:
-            server.shutdown()
-            server.server_close()
+def browser() -> Iterator[Any]:
+    with launch_chromium() as b:
+        yield b

@@ -6,6 +6,7 @@ refused by the browser itself. Screenshots of each step are saved (build/screens
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -16,18 +17,26 @@ import pytest
 
 from shared import jwt_tokens
 from shared.services import credit
-from tests.browser.conftest import SHORT_TTL_SECONDS, Site
 from tests.conftest import TEST_JWT_SECRET
-from tests.support.browser import launch_chromium
+from tests.support.web_app_sites import SHORT_TTL_SECONDS, Site, serve_sites
 
 pytestmark = pytest.mark.slow
 WAIT_MS = 15_000  # a generous bound for the page to show what it learned (polls are 1 s)
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with launch_chromium() as chromium:
-        yield chromium
+def sites(settings, container):
+    with serve_sites(settings, container) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """Where the run leaves its screenshots (SCREENSHOT_DIR, else build/screenshots)."""
+    root = Path(__file__).resolve().parents[2]
+    path = Path(os.environ.get("SCREENSHOT_DIR", root / "build" / "screenshots"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _bearer(sub: str, role: str) -> str:
