@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export APP_ENV ?= development
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean services services-down
 
 install: $(STAMP)
 
@@ -23,6 +23,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 run: install
+	$(BIN)/python deploy/dev_services.py
 	$(BIN)/exchange-tokens migrate
 	$(BIN)/exchange-tokens run-all
 
@@ -42,3 +43,18 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# PostgreSQL and RabbitMQ in Docker, on 127.0.0.1 only, at the default URLs of `make run`
+# (deploy/dev-services.yaml). The compose plugin when there is one, else docker-compose.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+DEV_SERVICES := $(COMPOSE) -p exchange-tokens-dev -f deploy/dev-services.yaml
+
+services:
+	$(DEV_SERVICES) up -d
+	@echo "waiting for PostgreSQL and RabbitMQ to be healthy"
+	@for i in $$(seq 1 90); do \
+	  [ "$$(docker inspect --format '{{.State.Health.Status}}' $$($(DEV_SERVICES) ps -q) 2>/dev/null | sort -u)" = healthy ] && exit 0; \
+	  sleep 2; done; echo "not healthy after 3 minutes: $(DEV_SERVICES) logs" >&2; exit 1
+
+services-down:
+	$(DEV_SERVICES) down
