@@ -9,6 +9,7 @@ from flask import Flask
 from api import cors, errors, observability
 from api.body import MAX_BODY_BYTES
 from api.docs import make_spec
+from api.docs_pages import register_docs_assets
 from api.flask_app import App
 from api.metrics import Metrics
 from api.readiness import Readiness
@@ -70,4 +71,5 @@ def create_app(settings: Settings, container: Container | None = None) -> Flask:
     errors.register_error_handlers(app)
     cors.install(app, settings)
     spec.register(app)
+    register_docs_assets(app)
     return app

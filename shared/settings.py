@@ -131,10 +131,19 @@ def _split_origins(value: str) -> list[str]:
     return [origin.strip() for origin in value.split(",") if origin.strip()]
 
 
-def load_settings(**overrides: object) -> Settings:
+class OpsSettings(Settings):
+    """Settings of the ops commands (cleanup, reconcile, dlq): they sign and check no
+    bearer token, so they run without JWT_SECRET, in production too."""
+
+    @model_validator(mode="after")
+    def _require_secret_in_production(self) -> OpsSettings:  # overrides the base check
+        return self
+
+
+def load_settings(model: type[Settings] = Settings, **overrides: object) -> Settings:
     """Build settings from the environment; turn validation errors into one clear message."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return model(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

@@ -42,7 +42,9 @@ from shared.messaging.failures import (
     EXHAUSTED,
     MAX_ATTEMPTS,
     POISON,
+    REFUSED,
     RETRY_DELAYS_SECONDS,
+    Refused,
     attempts_of,
     dead_letter_message,
     next_delay,
@@ -315,6 +317,12 @@ class ConsumerLoop:
         except _RECONNECT:
             raise
         except Exception as exc:  # noqa: BLE001 - any handler error is retried
+            if len(batch) == 1 and isinstance(exc, Refused):
+                d = batch[0]
+                with d.log_context():
+                    self._dead_letter(channel, publisher, d, REFUSED, exc,
+                                      attempts_of(d.headers) + 1)
+                return
             if len(batch) == 1:
                 self._fail(channel, publisher, batch[0], exc)
                 return
