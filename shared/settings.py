@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
     # Replicas of each quorum queue, capped by the nodes listed in AMQP_URL (docs/operations.md).
     quorum_initial_group_size: int = Field(default=3, ge=1, le=99)
+    # Browser front ends (docs/api.md, "Front ends").
+    cors_origins: str = ""  # comma-separated exact origins; empty: no cross-origin access
+    web_app_enabled: bool = False  # serve the reference wallet and till under /app/
+    web_app_api_url: str = ""  # the API the web app calls; empty: its own origin
 
     @field_validator("database_url")
     @classmethod
@@ -79,6 +83,25 @@ class Settings(BaseSettings):
                 raise ValueError("must look like amqp://user:password@host:5672/%2F"
                                  " (several nodes of one cluster separated by ';')")
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: str) -> str:
+        for origin in _split_origins(value):
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.hostname or \
+                    parts.path or parts.query or parts.fragment or \
+                    origin != f"{parts.scheme}://{parts.netloc}":
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return value
+
+    @field_validator("web_app_api_url")
+    @classmethod
+    def _check_web_app_api_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("must be empty or an http(s) URL like https://api.example.com")
+        return value.rstrip("/")
 
     @field_validator("log_level")
     @classmethod
@@ -100,6 +123,14 @@ class Settings(BaseSettings):
     @property
     def sqlalchemy_url(self) -> str:
         return normalise_database_url(self.database_url)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return _split_origins(self.cors_origins)
+
+
+def _split_origins(value: str) -> list[str]:
+    return [origin.strip() for origin in value.split(",") if origin.strip()]
 
 
 class OpsSettings(Settings):
