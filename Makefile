@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export APP_ENV ?= development
 
-.PHONY: install run test lint bench chaos clean services services-down
+.PHONY: install run test test-stops lint bench chaos clean services services-down
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+# Ctrl-C on `make run`, 50 times over: every stop must be prompt and clean (the usual
+# test run does it 3 times).
+test-stops: install
+	RUN_ALL_STOP_RUNS=50 $(BIN)/pytest -q tests/e2e/test_run_all.py -k every_ctrl_c
 
 lint: install
 	$(BIN)/ruff check .

@@ -14,15 +14,16 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="exchange-tokens"'}
 
 def authenticate(role: str, *alternatives: str) -> Principal:
     """The caller, who must hold ``role`` or one of ``alternatives``: 401 without a valid
-    token, 403 without any of them. Roles are matched exactly, never implied."""
+    token, 403 without any of them. Roles are matched exactly, never implied. A 401's
+    ``details.reason`` is ``missing``, ``invalid`` or ``expired``."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthorized", {"reason": "missing bearer token"}, CHALLENGE)
+        raise ApiError(401, "unauthorized", {"reason": "missing"}, CHALLENGE)
     try:
         principal = current_app.extensions["verifier"].verify(token.strip())
-    except jwt_tokens.InvalidToken:
-        raise ApiError(401, "unauthorized", {"reason": "invalid token"}, CHALLENGE) from None
+    except jwt_tokens.InvalidToken as exc:
+        raise ApiError(401, "unauthorized", {"reason": exc.reason}, CHALLENGE) from None
     g.principal = principal
     if role not in principal.roles and not any(r in principal.roles for r in alternatives):
         details: dict[str, object] = {"required_role": role}

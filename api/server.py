@@ -1,4 +1,4 @@
-"""gunicorn, run from Python (no shell string): gthread workers, JSON logs, one app per
+"""gunicorn, run from Python (no shell string): waitress workers (or gthread), JSON logs, one app per
 worker built after the fork, multiprocess Prometheus metrics."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
+from api.startup import announce
 from shared.logs import configure_logging
 from shared.settings import Settings
 
@@ -27,6 +28,11 @@ class JsonLogger(glogging.Logger):
         self.error_log.setLevel(cfg.loglevel.upper())
         self.access_log.disabled = True
 
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if msg.startswith("Listening at:") and args and not args[0]:
+            return  # empty with one socket per worker; api/startup.py says where instead
+        super().info(msg, *args, **kwargs)
+
 
 def _child_exit(_server: Any, worker: Any) -> None:
     # A dead worker's live gauges must not linger in the multiprocess files.
@@ -35,9 +41,18 @@ def _child_exit(_server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+# WEB_WORKER: waitress reads each request whole before a thread of the app sees it, so
+# slow or idle connections hold no thread (api/waitress_worker.py); gthread is gunicorn's.
+WORKER_CLASSES = {
+    "waitress": "api.waitress_worker.WaitressWorker",
+    "gthread": "api.gthread_worker.JsonRefusalThreadWorker",
+}
+
+
 class ApiServer(BaseApplication):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker_metrics_port: int | None = None) -> None:
         self.settings = settings
+        self.worker_metrics_port = worker_metrics_port  # named in the start line when given
         super().__init__()
 
     def load_config(self) -> None:
@@ -46,7 +61,7 @@ class ApiServer(BaseApplication):
             "bind": f"0.0.0.0:{s.port}",
             "workers": s.web_concurrency,
             "threads": s.web_threads,
-            "worker_class": "gthread",
+            "worker_class": WORKER_CLASSES[s.web_worker],
             "timeout": 30,
             "graceful_timeout": 8,  # SIGTERM: finish in-flight requests, then exit
             "keepalive": 5,
@@ -60,6 +75,7 @@ class ApiServer(BaseApplication):
             "accesslog": None,
             "preload_app": False,  # each worker builds its app (and engine) after the fork
             "child_exit": _child_exit,
+            "when_ready": lambda _arbiter: announce(s.port, self.worker_metrics_port),
             "proc_name": "exchange-tokens-api",
             # One fixed control socket per user would make two API instances on one host
             # (tests, benchmarks) fight over it; signals are all we need.

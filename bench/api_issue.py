@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import httpload, plain_sql, seed
+from bench import api_gthread, httpload, plain_sql, seed
 from bench.context import Context, NotMeasured
 from bench.environment import BenchEnv
 from bench.processes import BIN, cpu_seconds, free_port, rss_mb, running, wait_for_port
@@ -173,6 +173,13 @@ def run(env: BenchEnv, sizes: Sizes, ctx: Context) -> list[Row]:
                 for r in map(ratio_of, measured.rates, measured.baseline_rates[kind])]
 
     ctx.memory_mb["api"] = measured.memory_mb
+    gthread_users = _seed_users(env, "api-gthread", len(users))
+    gthread_requests = _requests(env, gthread_users)
+    gthread = api_gthread.gthread_row(
+        api, env, sizes, [gthread_requests[i::conns] for i in range(conns)],
+        baselines[GOAL_BASELINE], BASELINES[GOAL_BASELINE], RATIO_GOAL, FIGURE,
+        {"token_ttl_seconds": LIMITS.ttl_s, "max_active_tokens": LIMITS.max_active},
+        PHASE_WARMUP_S)
     if peak.ok == 0:
         raise RuntimeError(f"the API answered no 2xx: {dict(peak.statuses)}, {peak.errors} errors")
 
@@ -188,8 +195,8 @@ def run(env: BenchEnv, sizes: Sizes, ctx: Context) -> list[Row]:
                "round_ratios": round_ratios(GOAL_BASELINE),
                "server_cpu_ms_per_request": round(api_cpu, 2),
                "load_generator": "pure Python, keep-alive, one thread per connection",
-               "server": "exchange-tokens api (gunicorn gthread, default WEB_CONCURRENCY"
-                         " and WEB_THREADS)"}
+               "server": "exchange-tokens api (gunicorn with waitress workers, default"
+                         " WEB_WORKER, WEB_CONCURRENCY and WEB_THREADS)"}
     goal_rate = baseline_rate[GOAL_BASELINE]
     ratio_sql = ratio_of(peak.rate, goal_rate)
     first = measured.first_use
@@ -224,6 +231,7 @@ def run(env: BenchEnv, sizes: Sizes, ctx: Context) -> list[Row]:
                      "note": "one pass over every user before the peak's rounds: each"
                              " token verified by the worker serving it (not alternated"
                              " with the baseline)"}),
+        gthread,
         Row(FIGURE, f"p50 latency at peak ({conns} conns)", at_peak["p50"], "ms"),
         Row(FIGURE, f"p99 latency at peak ({conns} conns)", at_peak["p99"], "ms"),
         Row(FIGURE, f"p99 latency at half peak ({peak.rate / 2:,.0f}/s, open loop)",

@@ -29,14 +29,27 @@ def _enable_multiprocess_metrics() -> str:
     return directory
 
 
+def refuse_a_busy_port(port: int) -> None:
+    from api.port_check import PortInUse, ensure_port_free
+
+    try:
+        ensure_port_free(port)
+    except PortInUse as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @click.command()
-def api() -> None:
-    """Serve the API on $PORT (gunicorn, WEB_CONCURRENCY workers x WEB_THREADS threads)."""
+# run-all starts a worker beside the API: its metrics port goes in the API's start line.
+@click.option("--worker-metrics-port", type=int, default=None, hidden=True)
+def api(worker_metrics_port: int | None) -> None:
+    """Serve the API on $PORT (gunicorn: WEB_CONCURRENCY workers of WEB_WORKER, waitress by
+    default, each with WEB_THREADS threads). A port another server holds is refused."""
     settings = settings_or_exit()
+    refuse_a_busy_port(settings.port)
     directory = _enable_multiprocess_metrics()
     try:
         from api.server import ApiServer
 
-        ApiServer(settings).run()
+        ApiServer(settings, worker_metrics_port).run()
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -22,7 +22,14 @@ class Principal:
 
 
 class InvalidToken(Exception):
-    pass
+    """A token refused: ``reason`` is ``invalid`` (forged, malformed, bad claims) or
+    ``expired`` (a front end then knows to get a new one)."""
+
+    reason = "invalid"
+
+
+class ExpiredToken(InvalidToken):
+    reason = "expired"
 
 
 def encode(secret: str, sub: str, roles: list[str] | None = None, ttl_seconds: int = 3600) -> str:
@@ -38,15 +45,24 @@ def _verify(secret: str, token: str) -> tuple[Principal, float]:
             token, secret, algorithms=["HS256"], leeway=LEEWAY_SECONDS,
             options={"require": ["exp", "sub"]},
         )
-    except jwt.PyJWTError as exc:
-        raise InvalidToken(str(exc)) from exc
+        exp = float(claims["exp"])  # an integer of 400 digits overflows here
+    except jwt.ExpiredSignatureError as exc:
+        raise ExpiredToken(str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001
+        # Whatever a crafted token makes the parser raise (PyJWT's errors, but also
+        # overflow, recursion or encoding errors) is a refused token, never a 500.
+        raise InvalidToken(f"{type(exc).__name__}: {exc}") from exc
     sub = claims.get("sub")
     roles = claims.get("roles", ["user"])
     if not isinstance(sub, str) or not sub or len(sub) > MAX_SUB_LENGTH:
         raise InvalidToken("sub must be a non-empty string")
+    if not sub.isprintable():
+        # NUL, control characters or a lone surrogate: no account can be named so, and
+        # neither the database nor the logs could take them.
+        raise InvalidToken("sub must be printable text")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise InvalidToken("roles must be a list of strings")
-    return Principal(sub=sub, roles=_role_set(tuple(roles))), float(claims["exp"])
+    return Principal(sub=sub, roles=_role_set(tuple(roles))), exp
 
 
 @functools.lru_cache(maxsize=64)
@@ -85,5 +101,5 @@ class TokenVerifier:
     def verify(self, token: str) -> Principal:
         principal, exp = self._verified(token)
         if self._clock() > exp + LEEWAY_SECONDS:
-            raise InvalidToken("Signature has expired")
+            raise ExpiredToken("Signature has expired")
         return principal

@@ -7,6 +7,7 @@ Nothing in the project reads ``os.environ`` at import time: entrypoints call
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -53,6 +54,7 @@ class Settings(BaseSettings):
     # API server (gunicorn): processes and threads per process; good defaults for 2 cores.
     web_concurrency: int = Field(default=2, ge=1, le=64)
     web_threads: int = Field(default=6, ge=1, le=64)  # docs/api.md, "Serving": why 6
+    web_worker: Literal["waitress", "gthread"] = "waitress"  # docs/api.md, "Serving"
     # Background roles.
     sweep_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
     sweep_batch_size: int = Field(default=500, ge=1, le=100000)

@@ -48,7 +48,7 @@ def server(settings, tmp_path):
             try:
                 if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or a worker still loading
                 pass
             assert proc.poll() is None, Path(stderr.name).read_text()
             assert time.monotonic() < deadline, "the API did not come up within 30 s"

@@ -15,12 +15,18 @@ def _config(**settings: object):
     return ApiServer(Settings(jwt_secret="s3cret", **settings)).cfg
 
 
-def test_defaults_are_two_processes_of_six_threads(monkeypatch):
-    for name in ("WEB_CONCURRENCY", "WEB_THREADS"):
+def test_defaults_are_two_waitress_processes_of_six_threads(monkeypatch):
+    for name in ("WEB_CONCURRENCY", "WEB_THREADS", "WEB_WORKER"):
         monkeypatch.delenv(name, raising=False)
     cfg = _config()
-    assert (cfg.worker_class_str, cfg.workers, cfg.threads) == ("gthread", 2, 6)
+    assert (cfg.worker_class_str, cfg.workers, cfg.threads) == (
+        "api.waitress_worker.WaitressWorker", 2, 6)
     assert cfg.reuse_port is True
+
+
+def test_web_worker_gthread_selects_gunicorns_threaded_worker():
+    assert _config(web_worker="gthread").worker_class_str == (
+        "api.gthread_worker.JsonRefusalThreadWorker")
 
 
 def test_workers_and_threads_follow_the_settings():
