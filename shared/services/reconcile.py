@@ -36,6 +36,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from shared.expiry_rules import due_sql
 from shared.persistence.transactions import unit_of_work
 from shared.services.deps import Deps
 from shared.services.sweep import sweep, sweep_all
@@ -124,7 +125,7 @@ WITH per_token AS (
            k.refunds > 1 AS multiple_refunds,
            k.refunds > 0 AND k.has_request AS restored_token_redeemed,
            k.status IS NULL AND k.debits > 0 AND k.refunds = 0 AS debit_without_token,
-           k.status = 'active' AND k.expires_at <= now() - make_interval(secs => :grace)
+           """ + due_sql("now() - make_interval(secs => :grace)", alias="k") + """
                AS overdue_active_token,
            k.status = 'redeemed' AND NOT k.has_request
                AND k.redeemed_at <= now() - make_interval(secs => :grace)

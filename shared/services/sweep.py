@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from shared.expiry_rules import due
 from shared.persistence.tables import Token
 from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
-from shared.services.refund import EXPIRED, expired_condition, log_refunds, refund_tokens
+from shared.services.refund import EXPIRED, log_refunds, refund_tokens
 from shared.services.views import Refund
 
 
@@ -21,7 +22,7 @@ def sweep(
     workers and the API run side by side; call again until it returns fewer than ``limit``.
     ``dry_run`` reports what would be restored and changes nothing.
     """
-    condition = expired_condition(deps.clock)
+    condition = due(deps.clock.now())
     if user_id is not None:
         condition = condition & (Token.user_id == user_id)
     with unit_of_work(deps.session_factory) as session:
