@@ -12,10 +12,11 @@ import time
 import click
 
 from cli.common import settings_or_exit
+from shared import shutdown
 
 log = logging.getLogger("exchange_tokens.cli")
 
-STOP_TIMEOUT_SECONDS = 20.0  # then what has not stopped is killed
+STOP_TIMEOUT_SECONDS = shutdown.SUPERVISOR_KILL_SECONDS  # then what still runs is killed
 ROLE_NAMES = ("relay", "schedule-expiry", "expire", "exchange-requests", "audit", "sweep")
 
 

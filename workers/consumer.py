@@ -36,6 +36,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, text
 
 from schemas.events import Event, parse_event
+from shared import shutdown
 from shared.logs import bound
 from shared.messaging import amqp_client
 from shared.messaging.failures import (
@@ -64,7 +65,7 @@ from workers.backoff import Backoff
 log = logging.getLogger("exchange_tokens.consumer")
 
 WAIT_SLICE_SECONDS = 0.2
-STOP_GRACE_SECONDS = 5.0  # SIGTERM must end the process within 10 s
+STOP_GRACE_SECONDS = shutdown.CONSUMER_GRACE_SECONDS
 
 
 @dataclass

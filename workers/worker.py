@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from shared import shutdown
 from shared.bootstrap import Container, bootstrap
 from shared.messaging.failures import RETRY_DELAYS_SECONDS
 from shared.messaging.topology import Topology, declare_topology
@@ -31,7 +32,7 @@ from workers.sweeper import Sweeper
 log = logging.getLogger("exchange_tokens.worker")
 
 ROLES = ("relay", "schedule-expiry", "expire", "exchange-requests", "audit", "sweep")
-STOP_TIMEOUT_SECONDS = 8.0
+STOP_TIMEOUT_SECONDS = shutdown.WORKER_STOP_SECONDS
 
 
 @dataclass

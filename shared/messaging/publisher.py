@@ -20,14 +20,14 @@ from typing import Any
 
 import amqp
 
+from shared import shutdown
 from shared.messaging.amqp_client import FrameBatch, drain
 
 CONFIRM_TIMEOUT_SECONDS = 10.0
 # Once the worker is stopping, confirms still awaited get this long, then count as not
-# confirmed (the caller keeps the rows unsent, or the messages unacked: both come back).
-# A broker that answers confirms in milliseconds; one that hangs held a role past the
-# worker's stop deadline (workers/worker.py, STOP_TIMEOUT_SECONDS).
-STOPPING_CONFIRM_SECONDS = 2.0
+# confirmed (the caller keeps the rows unsent, or the messages unacked: both come back),
+# so a hung broker cannot hold a role past the worker's stop deadline.
+STOPPING_CONFIRM_SECONDS = shutdown.CONFIRM_SECONDS
 
 
 @dataclass(frozen=True)

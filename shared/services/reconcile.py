@@ -36,6 +36,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from shared.batches import until_short
 from shared.expiry_rules import due_sql
 from shared.persistence.transactions import unit_of_work
 from shared.services.deps import Deps
@@ -288,10 +289,9 @@ def reconcile_and_fix(deps: Deps, grace_seconds: float = DEFAULT_GRACE_SECONDS) 
         fixed = sweep_all(deps)
     else:
         for user_id in sorted(overdue - broken):  # a few users at most; each set-based
-            while True:
-                batch = sweep(deps, user_id=user_id, limit=SWEEP_BATCH)
+            for batch in until_short(
+                lambda u=user_id: sweep(deps, user_id=u, limit=SWEEP_BATCH), SWEEP_BATCH
+            ):
                 fixed.extend(batch)
-                if len(batch) < SWEEP_BATCH:
-                    break
     after = reconcile(deps, grace_seconds)
     return replace(after, fixed=fixed, left_alone=sorted(overdue & broken))

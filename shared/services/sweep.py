@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from shared.batches import until_short
 from shared.expiry_rules import due
 from shared.persistence.tables import Token
 from shared.persistence.transactions import retry_transaction, unit_of_work
@@ -52,8 +53,6 @@ def sweep_all(deps: Deps, dry_run: bool = False, batch: int = 500) -> list[Refun
     if dry_run:
         return sweep(deps, dry_run=True, limit=10_000_000)
     done: list[Refund] = []
-    while True:
-        restored = sweep(deps, limit=batch)
+    for restored in until_short(lambda: sweep(deps, limit=batch), batch):
         done.extend(restored)
-        if len(restored) < batch:
-            return done
+    return done
