@@ -9,10 +9,10 @@ from flask import Flask
 from api import errors, observability
 from api.body import MAX_BODY_BYTES
 from api.docs import make_spec
-from api.flask_app import App
 from api.metrics import Metrics
 from api.readiness import Readiness
 from api.routes import accounts, exchange_requests, ops, tokens
+from api.speedups import App
 from shared.bootstrap import Container, bootstrap
 from shared.jwt_tokens import TokenVerifier
 from shared.settings import Settings

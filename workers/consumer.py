@@ -38,7 +38,7 @@ from sqlalchemy import Engine, text
 from schemas.events import Event, parse_event
 from shared import shutdown
 from shared.logs import bound
-from shared.messaging import amqp_client
+from shared.messaging import amqp_client, amqp_speedups
 from shared.messaging.failures import (
     EXHAUSTED,
     MAX_ATTEMPTS,
@@ -162,7 +162,7 @@ class ConsumerLoop:
         self.queue = topo.names.consumer_queue(role.consumer)
         self._buffer: list[amqp.Message] = []
         self._connection: amqp.Connection | None = None
-        self._acks: amqp_client.FrameBatch | None = None
+        self._acks: amqp_speedups.FrameBatch | None = None
         # Health, read by the metrics endpoint at scrape time: registered on the queue,
         # and the loop ran within two heartbeat intervals (a stuck loop reads 0).
         self._registered = False
@@ -345,7 +345,7 @@ class ConsumerLoop:
     def _ack(self, channel: amqp.Channel, batch: list[Delivery], outcomes: list[str]) -> None:
         # One encoder per connection: building one allocates a frame-sized buffer.
         if self._acks is None or self._acks.connection is not channel.connection:
-            self._acks = amqp_client.FrameBatch(channel.connection)
+            self._acks = amqp_speedups.FrameBatch(channel.connection)
         for d in batch:
             self._acks.ack(channel, d.delivery_tag)  # after the handler's commit and confirms
         self._acks.flush()

@@ -21,7 +21,8 @@ from typing import Any
 import amqp
 
 from shared import shutdown
-from shared.messaging.amqp_client import FrameBatch, drain
+from shared.messaging.amqp_client import drain
+from shared.messaging.amqp_speedups import FrameBatch
 
 CONFIRM_TIMEOUT_SECONDS = 10.0
 # Once the worker is stopping, confirms still awaited get this long, then count as not
