@@ -9,7 +9,7 @@ from schemas.events import TokenRedeemed
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.services.deps import Deps
 from shared.services.exchange_requests import create_exchange_request
-from workers.consumer import Delivery
+from workers.delivery import Delivery
 
 log = logging.getLogger("exchange_tokens.exchange_requests")
 

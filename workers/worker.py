@@ -21,7 +21,8 @@ from shared.messaging.failures import RETRY_DELAYS_SECONDS
 from shared.messaging.topology import Topology, declare_topology
 from shared.settings import Settings
 from workers.audit import Audit
-from workers.consumer import ConsumerLoop, ConsumerOptions, Role
+from workers.consumer import ConsumerLoop, ConsumerOptions
+from workers.delivery import Role
 from workers.exchange_requests import ExchangeRequests
 from workers.expire import Expire
 from workers.monitor import Monitor

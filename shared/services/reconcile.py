@@ -32,6 +32,7 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import text
@@ -289,9 +290,8 @@ def reconcile_and_fix(deps: Deps, grace_seconds: float = DEFAULT_GRACE_SECONDS) 
         fixed = sweep_all(deps)
     else:
         for user_id in sorted(overdue - broken):  # a few users at most; each set-based
-            for batch in until_short(
-                lambda u=user_id: sweep(deps, user_id=u, limit=SWEEP_BATCH), SWEEP_BATCH
-            ):
+            one_batch = partial(sweep, deps, user_id=user_id, limit=SWEEP_BATCH)
+            for batch in until_short(one_batch, SWEEP_BATCH):
                 fixed.extend(batch)
     after = reconcile(deps, grace_seconds)
     return replace(after, fixed=fixed, left_alone=sorted(overdue & broken))
