@@ -9,7 +9,7 @@ transport under kombu, installed anyway.
 py-amqp does no I/O on its own: heartbeats are sent by :meth:`Connection.heartbeat_tick`,
 which our loops call at least every second while they wait for deliveries. A handler that
 blocks longer than the heartbeat interval would get its connection closed by the broker,
-so handlers stay short (RELIABILITY.md, the silent-consumer failure of kombu#670).
+so handlers stay short (the silent-consumer failure of kombu issue #670).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Publishing with confirms, pipelined: send a whole batch, then wait for its confirms.
 
-A publish is safe only once the broker confirmed it (RELIABILITY.md). With ``mandatory``,
+A publish is safe only once the broker confirmed it: an unconfirmed one may be lost. With ``mandatory``,
 a message that routes to no queue comes back as ``basic.return`` *before* its
 ``basic.ack`` (RabbitMQ sends the return first), so "acked and not returned" means "in a
 queue". Anything not confirmed within the timeout counts as not published: the caller

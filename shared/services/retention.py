@@ -2,7 +2,7 @@
 
 - Published outbox rows: the broker has confirmed them; kept a while for investigation
   (``outbox_keep``), then deleted. Unpublished rows are never touched.
-- Idempotency keys: answered again only within 24 h (CONTRACT.md), so older ones go.
+- Idempotency keys: answered again only within 24 h (docs/api.md), so older ones go.
 - Redeem failure windows (shared/services/abuse.py): only the current minute's counts
   anything, so every earlier window goes.
 
