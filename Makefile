@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export APP_ENV ?= development
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test test-unit test-integration test-e2e services services-down lint bench clean
 
 install: $(STAMP)
 
@@ -28,6 +28,29 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+# The tiers on their own. Unit: seconds, no server needed (PostgreSQL and RabbitMQ may be
+# stopped). Integration: real PostgreSQL and RabbitMQ. End-to-end: the API and the
+# workers as processes.
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+test-integration: install
+	$(BIN)/pytest tests/integration
+
+test-e2e: install
+	$(BIN)/pytest tests/e2e
+
+# PostgreSQL and RabbitMQ in Docker, ports on 127.0.0.1 only, where the settings'
+# defaults look for them (deploy/services.yaml).
+COMPOSE ?= docker compose
+SERVICES := $(COMPOSE) -p exchange-tokens-services -f deploy/services.yaml
+
+services:
+	$(SERVICES) up -d --wait
+
+services-down:
+	$(SERVICES) down
 
 lint: install
 	$(BIN)/ruff check .
