@@ -44,7 +44,7 @@ class WorkerOptions:
     amqp_url: str | None = None  # default: settings.amqp_url
     expire_batch: int = 500
     # Two expire consumers (threads, each its own connection and transaction): while one
-    # waits for PostgreSQL, the other decodes and prepares its batch (+20 % measured).
+    # waits for PostgreSQL, the other decodes and prepares its batch.
     expire_consumers: int = 2
     # Two relay threads, each its own database and broker connections, claiming disjoint
     # batches (SKIP LOCKED): while one waits for PostgreSQL to claim and mark its batch
