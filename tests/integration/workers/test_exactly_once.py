@@ -13,7 +13,7 @@ from sqlalchemy import text
 from schemas.events import TokenExpired
 from shared import services
 from shared.messaging.topology import DELAY_LEVELS, delay_routing_key
-from tests.integration.workers.conftest import classify, unsent_count, wait_until
+from tests.support.workers import classify, unsent_count, wait_until
 
 ALL_BUT_SWEEP = ["relay", "schedule-expiry", "expire", "exchange-requests", "audit"]
 
