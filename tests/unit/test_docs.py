@@ -99,3 +99,13 @@ def test_files_named_in_where_to_look_exist() -> None:
     assert named
     missing = [n for n in named if not (ROOT / n).exists()]
     assert not missing, missing
+
+
+def test_the_docs_date_their_history() -> None:
+    """A measurement's "today" means nothing a week later: history carries its date."""
+    undated = re.compile(r"\b(today|yesterday|this stop)\b", re.IGNORECASE)
+    found = [f"{path.relative_to(ROOT)}:{number}"
+             for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if undated.search(line)]
+    assert not found, found
