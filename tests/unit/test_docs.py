@@ -109,3 +109,13 @@ def test_the_docs_date_their_history() -> None:
              for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
              if undated.search(line)]
     assert not found, found
+
+
+def test_the_readme_configuration_table_names_every_setting_and_only_those() -> None:
+    from shared.settings import Settings
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = {name for line in table.splitlines() if line.startswith("| `")
+                  for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1])}
+    assert documented == {name.upper() for name in Settings.model_fields}
