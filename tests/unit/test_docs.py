@@ -119,3 +119,18 @@ def test_the_readme_configuration_table_names_every_setting_and_only_those() -> 
     documented = {name for line in table.splitlines() if line.startswith("| `")
                   for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1])}
     assert documented == {name.upper() for name in Settings.model_fields}
+
+
+PATH_IN_TEXT = re.compile(
+    r"\b((?:api|workers|cli|shared|schemas|bench|deploy|docs|tests)/[\w./-]*\.(?:py|md|sql|yaml|yml))\b")
+
+
+def test_every_project_file_the_docs_name_exists() -> None:
+    """A move (a module renamed, a folder split) leaves no stale path in the docs."""
+    missing = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+                 *sorted((ROOT / "deploy").glob("*.md"))]:
+        for named in PATH_IN_TEXT.findall(path.read_text(encoding="utf-8")):
+            if "*" not in named and not (ROOT / named).exists():
+                missing.append(f"{path.relative_to(ROOT)}: {named}")
+    assert not missing, missing
