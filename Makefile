@@ -31,7 +31,7 @@ test: install
 
 # The tiers on their own. Unit: seconds, no server needed (PostgreSQL and RabbitMQ may be
 # stopped). Integration: real PostgreSQL and RabbitMQ. End-to-end: the API and the
-# workers as processes.
+# workers as processes, and the ops console in a browser.
 test-unit: install
 	$(BIN)/pytest tests/unit
 
@@ -39,7 +39,7 @@ test-integration: install
 	$(BIN)/pytest tests/integration
 
 test-e2e: install
-	$(BIN)/pytest tests/e2e
+	$(BIN)/pytest tests/e2e tests/browser
 
 # PostgreSQL and RabbitMQ in Docker, ports on 127.0.0.1 only, where the settings'
 # defaults look for them (deploy/services.yaml).

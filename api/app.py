@@ -11,7 +11,7 @@ from api.body import MAX_BODY_BYTES
 from api.docs import make_spec
 from api.metrics import Metrics
 from api.readiness import Readiness
-from api.routes import accounts, exchange_requests, ops, tokens
+from api.routes import accounts, exchange_requests, ops, ops_console, ops_page, tokens
 from api.speedups import App
 from shared.bootstrap import Container, bootstrap
 from shared.jwt_tokens import TokenVerifier
@@ -51,8 +51,9 @@ def create_app(settings: Settings, container: Container | None = None) -> Flask:
     # (tokens.py answers some 405s and OPTIONS from a hook of its own).
     observability.install(app)
     spec = make_spec()
-    for module in (accounts, tokens, exchange_requests, ops):
+    for module in (accounts, tokens, exchange_requests, ops, ops_console):
         app.register_blueprint(module.blueprint(spec))
+    app.register_blueprint(ops_page.blueprint())
     errors.register_error_handlers(app)
     spec.register(app)
     return app

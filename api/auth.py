@@ -1,5 +1,5 @@
 """Bearer authentication (docs/api.md, "Authentication"). Roles are exact: ``admin``
-implies neither ``merchant`` nor ``user``."""
+implies neither ``merchant`` nor ``user``; ``operator`` does not imply ``viewer``."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from shared.jwt_tokens import Principal
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="exchange-tokens"'}
 
 
-def authenticate(role: str) -> Principal:
-    """The caller, who must hold ``role``: 401 without a valid token, 403 without the role."""
+def authenticate(role: str, *alternatives: str) -> Principal:
+    """The caller, who must hold ``role`` or one of ``alternatives``: 401 without a valid
+    token, 403 without any of them. Roles are matched exactly, never implied."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -23,6 +24,9 @@ def authenticate(role: str) -> Principal:
     except jwt_tokens.InvalidToken:
         raise ApiError(401, "unauthorized", {"reason": "invalid token"}, CHALLENGE) from None
     g.principal = principal
-    if role not in principal.roles:
-        raise ApiError(403, "forbidden", {"required_role": role})
+    if role not in principal.roles and not any(r in principal.roles for r in alternatives):
+        details: dict[str, object] = {"required_role": role}
+        if alternatives:
+            details["accepted_roles"] = [role, *alternatives]
+        raise ApiError(403, "forbidden", details)
     return principal

@@ -17,7 +17,8 @@ from shared import shutdown
 log = logging.getLogger("exchange_tokens.cli")
 
 STOP_TIMEOUT_SECONDS = shutdown.SUPERVISOR_KILL_SECONDS  # then what still runs is killed
-ROLE_NAMES = ("relay", "schedule-expiry", "expire", "exchange-requests", "audit", "sweep")
+ROLE_NAMES = ("relay", "schedule-expiry", "expire", "exchange-requests", "audit", "sweep",
+              "ops")
 
 
 def register(group: click.Group) -> None:
@@ -32,7 +33,7 @@ def register(group: click.Group) -> None:
               help="Prometheus metrics port (0 disables). Default: WORKER_METRICS_PORT or 9100.")
 def worker(roles: tuple[str, ...], metrics_port: int | None) -> None:
     """Run the background roles: outbox relay, expiry scheduling, refunds, exchange
-    requests, audit log and the periodic sweep. Several workers may run at once.
+    requests, audit log, the periodic sweep and the ops console's jobs. Several workers may run at once.
     SIGTERM or SIGINT stops it cleanly (in-flight messages finished and acked)."""
     from workers import metrics
     from workers.worker import Worker, WorkerOptions, worker_container

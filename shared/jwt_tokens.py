@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import jwt
 
-ROLES = ("user", "merchant", "admin")
+# Exact roles: none implies another (admin is not merchant, operator is not viewer).
+ROLES = ("user", "merchant", "admin", "operator", "viewer")
 LEEWAY_SECONDS = 10  # tolerate small clock drift between the issuer and us
 MAX_SUB_LENGTH = 200  # a user id: the accounts' column
 

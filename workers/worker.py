@@ -1,7 +1,8 @@
 """The worker process: every background role as a thread with its own connections.
 
 Roles: ``relay`` (outbox → broker), ``schedule-expiry``, ``expire``, ``exchange-requests``,
-``audit`` (queue consumers) and ``sweep`` (the database safety net). Each may run in several
+``audit`` (queue consumers), ``sweep`` (the database safety net) and ``ops`` (the ops
+console's replay and purge jobs, and the samples its charts draw). Each may run in several
 processes at once: the relay and the sweep take rows with SKIP LOCKED, consumers share
 their queue, and every handler is idempotent.
 """
@@ -26,13 +27,14 @@ from workers.delivery import Role
 from workers.exchange_requests import ExchangeRequests
 from workers.expire import Expire
 from workers.monitor import Monitor
+from workers.ops import OpsJobs, OpsSampler
 from workers.relay import Relay
 from workers.schedule_expiry import ScheduleExpiry
 from workers.sweeper import Sweeper
 
 log = logging.getLogger("exchange_tokens.worker")
 
-ROLES = ("relay", "schedule-expiry", "expire", "exchange-requests", "audit", "sweep")
+ROLES = ("relay", "schedule-expiry", "expire", "exchange-requests", "audit", "sweep", "ops")
 STOP_TIMEOUT_SECONDS = shutdown.WORKER_STOP_SECONDS
 
 
@@ -77,8 +79,8 @@ def connections_at_once(options: WorkerOptions) -> int:
     """Database connections the roles can hold together: two per relay (it claims its next
     batch while the last one's confirms are awaited, each in its transaction), one per
     other thread that queries (the expire consumers, schedule-expiry, exchange-requests,
-    the sweep, the monitor; the audit consumer only logs)."""
-    return 2 * options.relays + options.expire_consumers + 4
+    the sweep, the monitor, the ops jobs and sampler; the audit consumer only logs)."""
+    return 2 * options.relays + options.expire_consumers + 6
 
 
 class Worker:
@@ -115,6 +117,8 @@ class Worker:
                 self.options.sweep_interval or settings.sweep_interval_seconds,
                 settings.sweep_batch_size,
             ).run],
+            "ops": [OpsJobs(settings, deps, self.stop_event).run,
+                    OpsSampler(settings, deps, self.stop_event).run],
         }
 
     def start(self, topo: Topology | None = None) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    Float,
     Index,
     Integer,
     String,
@@ -198,3 +199,44 @@ class DlqAudit(Base):
     dry_run: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
     message_ids: Mapped[list[str]] = mapped_column(JSONB, nullable=False)
     result: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+
+
+class OpsJob(Base):
+    """A replay or purge started from the ops console, run by a worker's ``ops`` role."""
+
+    __tablename__ = "ops_jobs"
+    __table_args__ = (
+        CheckConstraint("kind IN ('replay', 'purge')", name="ops_job_kind"),
+        CheckConstraint("status IN ('queued', 'running', 'done', 'failed')",
+                        name="ops_job_status"),
+        CheckConstraint("rate > 0", name="ops_job_rate_positive"),
+        Index("ix_ops_jobs_open", "id", postgresql_where=text("status IN ('queued', 'running')")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    actor: Mapped[str] = mapped_column(String(200), nullable=False)
+    selection: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    rate: Mapped[float] = mapped_column(Float, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="queued")
+    total: Mapped[int | None] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    message_ids: Mapped[list[str] | None] = mapped_column(JSONB)
+    outcomes: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    error: Mapped[str | None] = mapped_column(Text)
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(TS)
+    created_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(TS)
+    finished_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class OpsSample(Base):
+    """The console's figures at one moment, for its charts of the last hour."""
+
+    __tablename__ = "ops_samples"
+
+    at: Mapped[datetime] = mapped_column(TS, primary_key=True, server_default=func.now())
+    figures: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
