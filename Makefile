@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export APP_ENV ?= development
 
-.PHONY: install run test test-unit test-integration test-e2e services services-down lint bench clean
+.PHONY: install run test test-unit test-integration test-e2e lint bench clean services services-down
 
 install: $(STAMP)
 
@@ -23,6 +23,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 run: install
+	$(BIN)/python deploy/dev_services.py
 	$(BIN)/exchange-tokens migrate
 	$(BIN)/exchange-tokens run-all
 
@@ -31,7 +32,7 @@ test: install
 
 # The tiers on their own. Unit: seconds, no server needed (PostgreSQL and RabbitMQ may be
 # stopped). Integration: real PostgreSQL and RabbitMQ. End-to-end: the API and the
-# workers as processes, and the ops console in a browser.
+# workers as processes, the ops console in a browser, the image and the compose file.
 test-unit: install
 	$(BIN)/pytest tests/unit
 
@@ -39,18 +40,7 @@ test-integration: install
 	$(BIN)/pytest tests/integration
 
 test-e2e: install
-	$(BIN)/pytest tests/e2e tests/browser
-
-# PostgreSQL and RabbitMQ in Docker, ports on 127.0.0.1 only, where the settings'
-# defaults look for them (deploy/services.yaml).
-COMPOSE ?= docker compose
-SERVICES := $(COMPOSE) -p exchange-tokens-services -f deploy/services.yaml
-
-services:
-	$(SERVICES) up -d --wait
-
-services-down:
-	$(SERVICES) down
+	$(BIN)/pytest tests/e2e tests/browser tests/containers
 
 lint: install
 	$(BIN)/ruff check .
@@ -65,3 +55,18 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# PostgreSQL and RabbitMQ in Docker, on 127.0.0.1 only, at the default URLs of `make run`
+# (deploy/dev-services.yaml). The compose plugin when there is one, else docker-compose.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+DEV_SERVICES := $(COMPOSE) -p exchange-tokens-dev -f deploy/dev-services.yaml
+
+services:
+	$(DEV_SERVICES) up -d
+	@echo "waiting for PostgreSQL and RabbitMQ to be healthy"
+	@for i in $$(seq 1 90); do \
+	  [ "$$(docker inspect --format '{{.State.Health.Status}}' $$($(DEV_SERVICES) ps -q) 2>/dev/null | sort -u)" = healthy ] && exit 0; \
+	  sleep 2; done; echo "not healthy after 3 minutes: $(DEV_SERVICES) logs" >&2; exit 1
+
+services-down:
+	$(DEV_SERVICES) down

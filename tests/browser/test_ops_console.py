@@ -2,13 +2,16 @@
 from the page and watched to the end; the effect shown is what the database then shows;
 the history and the books; a viewer sees no action and the API refuses its actions.
 
-Each main screen is saved under docs/images/ (the runbook, docs/dead-letters.md, shows
-them), so a reviewer can look at what the run saw.
+Each main screen is saved as a PNG: into a temporary folder by default (the path is
+printed), or into docs/images/ (which the runbook, docs/dead-letters.md, shows) when
+``UPDATE_SCREENSHOTS=1`` asks for it, so a test run does not rewrite tracked files.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -27,7 +30,11 @@ from tests.support.ops_stack import (
     wait_for,
 )
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "images"
+SCREENSHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "images"
+    if os.environ.get("UPDATE_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "exchange-tokens-screenshots"
+)
 USERS, PER_USER, POINTS = 10, 100, 7  # 1,000 timers
 GROUP_ROW = "RuntimeError"
 
