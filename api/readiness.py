@@ -10,25 +10,36 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import pika
 from sqlalchemy import Engine, text
 
+from shared.messaging import broker_nodes
+from shared.persistence import failover
+
 log = logging.getLogger("exchange_tokens.readiness")
 
 BOUND_SECONDS = 2.0
 
 
 def database_ok(engine: Engine) -> None:
+    """The server answers and takes writes: a demoted primary still answers SELECT 1."""
     with engine.connect() as conn:
         conn.execute(text("SET LOCAL statement_timeout = 2000"))
         conn.execute(text("SELECT 1"))
+        failover.require_writable(conn)
 
 
 def broker_ok(amqp_url: str) -> None:
-    params = pika.URLParameters(amqp_url)
+    """Some node of the broker accepts a connection (the first that does, of a cluster)."""
+    broker_nodes.connect_first(amqp_url, "exchange-tokens readiness", _node_connection,
+                               errors=(pika.exceptions.AMQPError, OSError)).close()
+
+
+def _node_connection(url: str) -> pika.BlockingConnection:
+    params = pika.URLParameters(url)
     params.socket_timeout = BOUND_SECONDS
     params.stack_timeout = BOUND_SECONDS
     params.blocked_connection_timeout = BOUND_SECONDS
     params.connection_attempts = 1
     params.retry_delay = 0
-    pika.BlockingConnection(params).close()
+    return pika.BlockingConnection(params)
 
 
 class Readiness:

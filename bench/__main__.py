@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import api_issue, cost_curve, lateness, memory, refunds, relay
+from bench import api_issue, cost_curve, lateness, memory, refunds, relay, soak
 from bench.context import Context, NotMeasured
 from bench.environment import BenchEnv, machine_info, reset, throwaway_world
 from bench.report import Row, missing, render_table, write_json
@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[str, Benchmark]] = {
     "relay": (relay.FIGURE, relay.run),
     "lateness": (lateness.FIGURE, lateness.run),
     "memory": (memory.FIGURE, memory.run),
+    "soak": (soak.FIGURE, soak.run),
     "cost": (cost_curve.FIGURE, cost_curve.run),
 }
 

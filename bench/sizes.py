@@ -19,6 +19,7 @@ class Sizes:
     cost_small: int  # token (and ledger) rows in the small table
     cost_large: int  # ... and in the large one
     cost_samples: int  # issue and redeem calls timed at each size
+    soak_s: float = 600.0  # the soak's sustained load (figure 6)
 
 
 FULL = Sizes(duration_s=10, warmup_s=2, rounds=5, http_connections=16, refund_tokens=20_000, expiry_tokens=20_000,
@@ -27,7 +28,7 @@ FULL = Sizes(duration_s=10, warmup_s=2, rounds=5, http_connections=16, refund_to
 
 QUICK = Sizes(duration_s=1.0, warmup_s=0.3, rounds=2, http_connections=8, refund_tokens=1_500,
               expiry_tokens=300, expiry_window_s=1, relay_rows=1_000, publish_messages=1_000,
-              cost_small=1_000, cost_large=10_000, cost_samples=60)
+              cost_small=1_000, cost_large=10_000, cost_samples=60, soak_s=5.0)
 
 
 def sizes_for(quick: bool, tokens: int | None, duration: float | None) -> Sizes:

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.database_hosts import hosts_as_query
+
 
 class AppEnv(StrEnum):
     production = "production"
@@ -27,6 +29,7 @@ def normalise_database_url(url: str) -> str:
 
     SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3, which we do not ship.
     """
+    url = hosts_as_query(url)  # libpq's "h1:5432,h2:5433" (shared/database_hosts.py)
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix):]
@@ -54,6 +57,8 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
     sweep_batch_size: int = Field(default=500, ge=1, le=100000)
     worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
+    # Replicas of each quorum queue, capped by the nodes listed in AMQP_URL (docs/operations.md).
+    quorum_initial_group_size: int = Field(default=3, ge=1, le=99)
 
     @field_validator("database_url")
     @classmethod
@@ -66,9 +71,11 @@ class Settings(BaseSettings):
     @field_validator("amqp_url")
     @classmethod
     def _check_amqp_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
-            raise ValueError("must look like amqp://user:password@host:5672/%2F")
+        for url in value.split(";"):  # the nodes of one cluster (broker_nodes.py)
+            parts = urlsplit(url.strip())
+            if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+                raise ValueError("must look like amqp://user:password@host:5672/%2F"
+                                 " (several nodes of one cluster separated by ';')")
         return value
 
     @field_validator("log_level")

@@ -20,6 +20,7 @@ import amqp
 from amqp.exceptions import ConnectionError as AMQPConnectionError
 from amqp.exceptions import RecoverableConnectionError
 
+from shared.messaging import broker_nodes
 from shared.messaging.amqp_speedups import read_ahead
 
 HEARTBEAT_SECONDS = 20
@@ -40,7 +41,13 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def connect(amqp_url: str, name: str, heartbeat: int = HEARTBEAT_SECONDS) -> amqp.Connection:
-    """An open connection to the broker named in the contract's ``AMQP_URL``."""
+    """An open connection to the broker named in the contract's ``AMQP_URL``: the first
+    node that answers when it lists several (shared/messaging/broker_nodes.py)."""
+    return broker_nodes.connect_first(
+        amqp_url, name, lambda url: _connect_node(url, name, heartbeat), CONNECTION_ERRORS)
+
+
+def _connect_node(amqp_url: str, name: str, heartbeat: int) -> amqp.Connection:
     parts = urlsplit(amqp_url)
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
     connection = amqp.Connection(

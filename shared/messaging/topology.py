@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import pika
 from pika.exceptions import ChannelClosedByBroker
 
+from shared.messaging import broker_nodes, quorum
 from shared.messaging.names import Names
 from shared.settings import Settings
 
@@ -90,10 +91,17 @@ LIFETIME_SLACK_UNITS = 1
 class Topology:
     names: Names
     token_ttl_seconds: int = 180
+    quorum_group_size: int | None = None  # None: the broker's own (single node)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Topology:
-        return cls(Names(settings.broker_namespace), settings.token_ttl_seconds)
+        return cls(Names(settings.broker_namespace), settings.token_ttl_seconds,
+                   quorum.initial_group_size(settings.amqp_url,
+                                             settings.quorum_initial_group_size))
+
+    def quorum_args(self, dead_letter_exchange: str, **extra: object) -> dict[str, object]:
+        return quorum_args(dead_letter_exchange,
+                           **quorum.group_size_args(self.quorum_group_size), **extra)
 
     # The lifetime queue -------------------------------------------------------------------
     @property
@@ -107,7 +115,7 @@ class Topology:
         return f"{self.names.namespace}.delay.lifetime.{self.lifetime_units}"
 
     def lifetime_queue_arguments(self) -> dict[str, object]:
-        return quorum_args(
+        return self.quorum_args(
             self.delayed_exchange,
             **{
                 "x-message-ttl": self.lifetime_units * DELAY_UNIT_MS,
@@ -183,7 +191,7 @@ def declare_on_channel(channel: pika.adapters.blocking_connection.BlockingChanne
     for consumer, keys in CONSUMERS.items():
         queue = names.consumer_queue(consumer)
         channel.queue_declare(
-            queue, durable=True, arguments=quorum_args(dlx, **{"x-delivery-limit": DELIVERY_LIMIT})
+            queue, durable=True, arguments=topo.quorum_args(dlx, **{"x-delivery-limit": DELIVERY_LIMIT})
         )
         for key in keys:
             channel.queue_bind(queue, names.events_exchange, routing_key=key)
@@ -201,19 +209,26 @@ def declare_on_channel(channel: pika.adapters.blocking_connection.BlockingChanne
         channel.queue_declare(
             topo.delay_queue(level),
             durable=True,
-            arguments=quorum_args(following, **{"x-message-ttl": DELAY_UNIT_MS << level}),
+            arguments=topo.quorum_args(following, **{"x-message-ttl": DELAY_UNIT_MS << level}),
         )
         channel.queue_bind(topo.delay_queue(level), exchange, routing_key=f"{prefix}1.#")
         channel.exchange_bind(destination=following, source=exchange, routing_key=f"{prefix}0.#")
 
 
 def connect(settings: Settings, **kwargs: object) -> pika.BlockingConnection:
-    params = pika.URLParameters(settings.amqp_url)
+    name = str(kwargs.get("name", "exchange-tokens"))
+    return broker_nodes.connect_first(
+        settings.amqp_url, name, lambda url: _connect_node(url, name, kwargs),
+        errors=(pika.exceptions.AMQPError, OSError))
+
+
+def _connect_node(url: str, name: str, kwargs: dict[str, object]) -> pika.BlockingConnection:
+    params = pika.URLParameters(url)
     params.connection_attempts = int(kwargs.get("attempts", 1))  # type: ignore[call-overload]
     params.socket_timeout = 5
     params.blocked_connection_timeout = 30
     params.heartbeat = 30
-    params.client_properties = {"connection_name": str(kwargs.get("name", "exchange-tokens"))}
+    params.client_properties = {"connection_name": name}
     return pika.BlockingConnection(params)
 
 

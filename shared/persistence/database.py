@@ -16,6 +16,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.persistence import failover
+
 # How much longer than its statement_timeout a bounded connection waits for the server's
 # answer: a slow but working server cancels the statement itself (its own error, the
 # connection kept) before the client gives up on it (see wait_for_server).
@@ -84,6 +86,7 @@ def make_engine(
         connect_args=connect_args,
     )
     event.listen(engine, "checkout", _closed_by_server)
+    failover.install(engine)  # a server turned read-only counts as a lost connection
     return engine
 
 

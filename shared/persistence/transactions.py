@@ -19,6 +19,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.persistence import failover
+
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
@@ -64,6 +66,9 @@ def retry_transaction(attempts: int = 5) -> Callable[[Callable[P, R]], Callable[
                 try:
                     return fn(*args, **kwargs)
                 except DBAPIError as exc:
+                    if failover.retry_on_new_primary(exc, attempt):
+                        log.warning("transaction retried on the new primary", extra={"fn": fn.__name__})
+                        continue
                     if not is_retryable(exc) or attempt == attempts:
                         raise
                     log.warning("transaction retried", extra={"attempt": attempt, "fn": fn.__name__})
@@ -101,7 +106,7 @@ def single_statement(engine: Engine) -> Iterator[Any]:
         finally:
             cursor.close()
     except dbapi.Error as exc:
-        broken = engine.dialect.is_disconnect(exc, raw, None)
+        broken = engine.dialect.is_disconnect(exc, raw, None) or failover.is_read_only(exc)
         if broken:
             conn.invalidate(exc)
         raise DBAPIError.instance(

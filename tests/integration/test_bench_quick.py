@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = {"1 POST token", "2 refunds", "3 expiry lateness", "4 outbox relay", "5 memory",
-           "6 cost curve"}
+           "6 cost curve", "7 soak"}
 
 
 def test_quick_benchmark_prints_one_table_and_writes_every_figure(
