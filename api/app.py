@@ -6,12 +6,23 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import errors, observability
+from api import cors, errors, observability
 from api.body import MAX_BODY_BYTES
 from api.docs import make_spec
+from api.docs_pages import register_docs_assets
 from api.metrics import Metrics
 from api.readiness import Readiness
-from api.routes import accounts, exchange_requests, ops, ops_console, ops_page, tokens
+from api.routes import (
+    accounts,
+    exchange_requests,
+    ops,
+    ops_console,
+    ops_page,
+    qr_codes,
+    redeem_preview,
+    tokens,
+    web_app,
+)
 from api.speedups import App
 from shared.bootstrap import Container, bootstrap
 from shared.jwt_tokens import TokenVerifier
@@ -51,9 +62,14 @@ def create_app(settings: Settings, container: Container | None = None) -> Flask:
     # (tokens.py answers some 405s and OPTIONS from a hook of its own).
     observability.install(app)
     spec = make_spec()
-    for module in (accounts, tokens, exchange_requests, ops, ops_console):
+    for module in (accounts, tokens, redeem_preview, qr_codes, exchange_requests, ops,
+                   ops_console):
         app.register_blueprint(module.blueprint(spec))
     app.register_blueprint(ops_page.blueprint())
+    if settings.web_app_enabled:
+        app.register_blueprint(web_app.blueprint(settings))
     errors.register_error_handlers(app)
+    cors.install(app, settings)
     spec.register(app)
+    register_docs_assets(app)
     return app

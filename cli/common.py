@@ -15,9 +15,9 @@ from shared.persistence.transactions import is_unavailable
 from shared.settings import Settings, SettingsError, load_settings
 
 
-def settings_or_exit() -> Settings:
+def settings_or_exit(model: type[Settings] = Settings) -> Settings:
     try:
-        settings = load_settings()
+        settings = load_settings(model)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     configure_logging(settings.log_level)

@@ -6,11 +6,13 @@ import json
 
 import click
 
+from cli.actor import actor_option, log_action, resolve_actor
 from cli.common import outages_as_errors, settings_or_exit, table
 from shared.bootstrap import bootstrap
 from shared.messaging.topology import declare_topology
 from shared.persistence import migrate as migrations
 from shared.services.sweep import sweep_all
+from shared.settings import OpsSettings
 
 
 def register(group: click.Group) -> None:
@@ -37,10 +39,12 @@ def migrate(no_broker: bool) -> None:
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Report what would be restored; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def cleanup(dry_run: bool, as_json: bool) -> None:
+@actor_option
+def cleanup(dry_run: bool, as_json: bool, actor: str | None) -> None:
     """Restore and delete every expired token now. Safe while workers run, in several
     copies at once: each token is restored once."""
-    settings = settings_or_exit()
+    settings = settings_or_exit(OpsSettings)
+    actor = resolve_actor(actor, settings, mutating=not dry_run)
     container = bootstrap(settings)
     try:
         with outages_as_errors(settings):
@@ -48,6 +52,8 @@ def cleanup(dry_run: bool, as_json: bool) -> None:
     finally:
         container.close()
     total = sum(r.points for r in restored)
+    if not dry_run:
+        log_action("cleanup", actor, tokens=len(restored), points=total)
     if as_json:
         click.echo(json.dumps({
             "dry_run": dry_run,

@@ -18,12 +18,13 @@ import click
 from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 from sqlalchemy.exc import OperationalError
 
+from cli.actor import actor_option, resolve_actor
 from cli.common import settings_or_exit, table
 from shared.bootstrap import Container, bootstrap
 from shared.messaging.dead_letter_queue import ParkingQueue
 from shared.services import dead_letter_audit as audit
 from shared.services import dead_letter_console as console
-from shared.settings import Settings
+from shared.settings import OpsSettings, Settings
 
 DEFAULT_LIST_LIMIT = 100
 
@@ -118,32 +119,28 @@ def _ids_or_all(ids: tuple[str, ...], more: tuple[str, ...], all_: bool) -> list
     return None if all_ else list(dict.fromkeys((*ids, *more)))
 
 
-actor_option = click.option(
-    "--actor", envvar="USER", default="unknown", show_default="$USER",
-    help="Who is acting, for the audit trail.",
-)
-
-
 @dlq.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 @click.option("--group", "grouped", is_flag=True,
-              help="Count failures by exception type and reason.")
+              help="Count failures by event type, exception type and reason.")
 @click.option("--limit", default=DEFAULT_LIST_LIMIT, show_default=True, type=click.IntRange(1),
               help="Read at most this many (oldest first).")
 def list_(as_json: bool, grouped: bool, limit: int) -> None:
     """Dead letters, oldest first. Reading puts every message back, in place."""
-    settings = settings_or_exit()
+    settings = settings_or_exit(OpsSettings)
     with _parking(settings) as queue:
         depth = queue.depth()
         letters = queue.peek(limit)
     if grouped:
-        groups = console.group(letters)
+        groups = console.group_by_type(letters)
         if as_json:
             click.echo(json.dumps({"depth": depth, "read": len(letters), "groups": [
-                {"exception_type": e, "reason": r, "count": n} for e, r, n in groups]}))
+                {"type": t, "exception_type": e, "reason": r, "count": n}
+                for t, e, r, n in groups]}))
             return
-        click.echo(table(["count", "exception_type", "reason"],
-                         [[str(n), e, r] for e, r, n in groups]) if groups else "no dead letters")
+        click.echo(table(["count", "type", "exception_type", "reason"],
+                         [[str(n), t, e, r] for t, e, r, n in groups])
+                   if groups else "no dead letters")
     elif as_json:
         click.echo(json.dumps({"depth": depth, "read": len(letters),
                                "messages": [dl.summary() for dl in letters]}))
@@ -171,7 +168,7 @@ def _short(text: str, width: int = 60) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 def show(dead_letter_id: str, as_json: bool) -> None:
     """Everything about one dead letter: headers, body, attempts, exception and stack."""
-    settings = settings_or_exit()
+    settings = settings_or_exit(OpsSettings)
     with _parking(settings) as queue:
         found = console.find(queue, dead_letter_id)
     if not found:
@@ -222,7 +219,7 @@ def _report(outcomes: list[console.Outcome], as_json: bool, extra: dict[str, Any
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @actor_option
 def replay(ids: tuple[str, ...], all_: bool, more_ids: tuple[str, ...], dry_run: bool,
-           rate: float | None, limit: int | None, as_json: bool, actor: str) -> None:
+           rate: float | None, limit: int | None, as_json: bool, actor: str | None) -> None:
     """Republish dead letters to their original exchange and routing key.
 
     Each is acked (removed) only once the broker confirmed the republished copy; one that
@@ -231,7 +228,8 @@ def replay(ids: tuple[str, ...], all_: bool, more_ids: tuple[str, ...], dry_run:
     chosen = _ids_or_all(ids, more_ids, all_)
     if limit is not None and chosen is not None:
         raise click.UsageError("--limit goes with --all")
-    settings = settings_or_exit()
+    settings = settings_or_exit(OpsSettings)
+    actor = resolve_actor(actor, settings, mutating=not dry_run)
     with _terminate_as_interrupt(), _database(settings) as container, \
             _parking(settings) as queue:
         outcomes = console.replay(container.deps, queue, chosen, actor=actor,
@@ -268,11 +266,12 @@ def _confirm(question: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @actor_option
 def purge(ids: tuple[str, ...], all_: bool, more_ids: tuple[str, ...], yes: bool,
-          as_json: bool, actor: str) -> None:
+          as_json: bool, actor: str | None) -> None:
     """Drop dead letters for good. Asks for confirmation unless --yes (on stdin when it is
     not a terminal: `echo y | ... purge` confirms; a closed stdin, as under cron, is a no)."""
     chosen = _ids_or_all(ids, more_ids, all_)
-    settings = settings_or_exit()
+    settings = settings_or_exit(OpsSettings)
+    actor = resolve_actor(actor, settings, mutating=True)
     missing_ok = False
     with _terminate_as_interrupt(), _database(settings) as container, \
             _parking(settings) as queue:
@@ -301,7 +300,7 @@ def purge(ids: tuple[str, ...], all_: bool, more_ids: tuple[str, ...], yes: bool
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 def history(limit: int, as_json: bool) -> None:
     """The audit trail of replays and purges, newest first."""
-    settings = settings_or_exit()
+    settings = settings_or_exit(OpsSettings)
     with _database(settings) as container:
         rows = audit.history(container.deps, limit)
     if as_json:

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from cli.actor import actor_option, log_action, resolve_actor
 from cli.common import outages_as_errors, settings_or_exit, table
 from shared.bootstrap import bootstrap
 from shared.services.reconcile import (
@@ -18,6 +19,7 @@ from shared.services.reconcile import (
 from shared.services.reconcile import (
     reconcile as check_books,
 )
+from shared.settings import OpsSettings
 
 
 class NothingChecked(click.ClickException):
@@ -35,14 +37,16 @@ def register(group: click.Group) -> None:
 @click.option("--grace", type=click.FloatRange(min=0), default=DEFAULT_GRACE_SECONDS,
               show_default=True, metavar="SECONDS",
               help="How long past its expiry an active token may wait for its timer.")
-def reconcile(fix: bool, as_json: bool, grace: float) -> None:
+@actor_option
+def reconcile(fix: bool, as_json: bool, grace: float, actor: str | None) -> None:
     """Check the books: each balance equals its ledger, every point is in a balance, an
     active or redeemed token, and every token's debit and refund are consistent.
 
     Exit code 0 when clean, 1 with a report of each problem (account, token, what is
     wrong) when not, 2 when the database cannot be reached (nothing checked). Read-only
     unless --fix. Safe while the system runs."""
-    settings = settings_or_exit()
+    settings = settings_or_exit(OpsSettings)
+    actor = resolve_actor(actor, settings, mutating=fix)
     container = bootstrap(settings)
     try:
         # Not "problems found": a cron job or an alert must tell broken books from an
@@ -51,6 +55,9 @@ def reconcile(fix: bool, as_json: bool, grace: float) -> None:
             report = (reconcile_and_fix if fix else check_books)(container.deps, grace)
     finally:
         container.close()
+    if fix:
+        log_action("reconcile --fix", actor, restored=len(report.fixed),
+                   points=sum(r.points for r in report.fixed))
     click.echo(json.dumps(as_dict(report, fix)) if as_json else as_text(report, fix))
     if not report.clean:
         raise SystemExit(1)

@@ -30,17 +30,22 @@ def register(group: click.Group) -> None:
 @click.option("--role", "roles", multiple=True, type=click.Choice(ROLE_NAMES),
               help="Run only this role; repeat for several. Default: every role.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
-              help="Prometheus metrics port (0 disables). Default: WORKER_METRICS_PORT or 9100.")
+              help="Prometheus metrics port (0 disables); refused if taken. Default: "
+                   "WORKER_METRICS_PORT, else the first free of 9100-9109 (logged).")
 def worker(roles: tuple[str, ...], metrics_port: int | None) -> None:
     """Run the background roles: outbox relay, expiry scheduling, refunds, exchange
     requests, audit log, the periodic sweep and the ops console's jobs. Several workers may run at once.
     SIGTERM or SIGINT stops it cleanly (in-flight messages finished and acked)."""
-    from workers import metrics
+    from workers.metrics_port import MetricsPortInUse, serve_metrics
     from workers.worker import Worker, WorkerOptions, worker_container
 
     settings = settings_or_exit()
+    explicit = metrics_port is not None or "worker_metrics_port" in settings.model_fields_set
     port = settings.worker_metrics_port if metrics_port is None else metrics_port
-    metrics.serve(port)
+    try:
+        serve_metrics(port, explicit)
+    except MetricsPortInUse as exc:
+        raise click.ClickException(str(exc)) from None
     container = worker_container(settings)
     try:
         status = Worker(container, WorkerOptions(roles=roles or ROLE_NAMES)).run_until_signalled()

@@ -59,7 +59,7 @@ class RedeemRequest(_Request):
 
 
 class IdempotencyHeaders(BaseModel):
-    """Optional header of the two POSTs that create something (Stripe's semantics)."""
+    """Optional header of the POSTs that create or redeem something (Stripe's semantics)."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -150,3 +150,15 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class IfNoneMatchHeaders(BaseModel):
+    """Optional header of a token read: a poll that answers 304 while nothing changed."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    if_none_match: str | None = Field(
+        default=None,
+        alias="If-None-Match",
+        description="The ETag of an earlier answer: 304 and no body while the token is unchanged.",
+    )

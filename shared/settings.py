@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
     # Replicas of each quorum queue, capped by the nodes listed in AMQP_URL (docs/operations.md).
     quorum_initial_group_size: int = Field(default=3, ge=1, le=99)
+    # Browser front ends (docs/api.md, "Front ends").
+    cors_origins: str = ""  # comma-separated exact origins; empty: no cross-origin access
+    web_app_enabled: bool = False  # serve the reference wallet and till under /app/
+    web_app_api_url: str = ""  # the API the web app calls; empty: its own origin
 
     @field_validator("database_url")
     @classmethod
@@ -77,6 +81,25 @@ class Settings(BaseSettings):
                 raise ValueError("must look like amqp://user:password@host:5672/%2F"
                                  " (several nodes of one cluster separated by ';')")
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: str) -> str:
+        for origin in _split_origins(value):
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.hostname or \
+                    parts.path or parts.query or parts.fragment or \
+                    origin != f"{parts.scheme}://{parts.netloc}":
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return value
+
+    @field_validator("web_app_api_url")
+    @classmethod
+    def _check_web_app_api_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("must be empty or an http(s) URL like https://api.example.com")
+        return value.rstrip("/")
 
     @field_validator("log_level")
     @classmethod
@@ -99,11 +122,28 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         return normalise_database_url(self.database_url)
 
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return _split_origins(self.cors_origins)
 
-def load_settings(**overrides: object) -> Settings:
+
+def _split_origins(value: str) -> list[str]:
+    return [origin.strip() for origin in value.split(",") if origin.strip()]
+
+
+class OpsSettings(Settings):
+    """Settings of the ops commands (cleanup, reconcile, dlq): they sign and check no
+    bearer token, so they run without JWT_SECRET, in production too."""
+
+    @model_validator(mode="after")
+    def _require_secret_in_production(self) -> OpsSettings:  # overrides the base check
+        return self
+
+
+def load_settings(model: type[Settings] = Settings, **overrides: object) -> Settings:
     """Build settings from the environment; turn validation errors into one clear message."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return model(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

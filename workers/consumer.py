@@ -42,7 +42,10 @@ from shared import shutdown
 from shared.messaging import amqp_client, amqp_speedups
 from shared.messaging.failures import (
     MAX_ATTEMPTS,
+    REFUSED,
     RETRY_DELAYS_SECONDS,
+    Refused,
+    attempts_of,
 )
 from shared.messaging.publisher import (
     ConfirmingPublisher,
@@ -263,6 +266,12 @@ class ConsumerLoop:
         except _RECONNECT:
             raise
         except Exception as exc:  # noqa: BLE001 - any handler error is retried
+            if len(batch) == 1 and isinstance(exc, Refused):
+                d = batch[0]
+                with d.log_context():
+                    self.failures.dead_letter(channel, publisher, d, REFUSED, exc,
+                                              attempts_of(d.headers) + 1)
+                return
             if len(batch) == 1:
                 self.failures.fail(channel, publisher, batch[0], exc)
                 return

@@ -1,8 +1,9 @@
-"""Prometheus metrics of the worker process (served by ``worker --metrics-port``)."""
+"""Prometheus metrics of the worker process (served on the port workers/metrics_port.py
+chooses)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 REFUNDS = Counter("exchange_tokens_refunds_total", "Tokens refunded by the expire consumer")
 REFUND_LATENESS = Histogram(
@@ -56,8 +57,3 @@ def refunded(restored: list, counter: Counter) -> None:
         if r.expires_at is not None:
             REFUND_LATENESS.observe((r.restored_at - r.expires_at).total_seconds())
 
-
-def serve(port: int) -> None:
-    """Expose /metrics on ``port`` (0: disabled)."""
-    if port:
-        start_http_server(port)

@@ -9,14 +9,16 @@ from spectree import SpecTree
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import MethodNotAllowed
 
-from api import idempotency, serializers
+from api import etags, idempotency, serializers
 from api.auth import authenticate
 from api.body import parse
 from api.docs import documented
 from api.routes.common import deps, idempotency_scope, metrics, respond
+from api.routes.keyed_redeem import keyed_redeem
 from schemas.api import (
     CancelResponse,
     IdempotencyHeaders,
+    IfNoneMatchHeaders,
     Issued,
     IssueRequest,
     Redeemed,
@@ -60,7 +62,7 @@ def _own_route_methods() -> Response | None:
     return current_app.response_class(status=200, headers={"Allow": ", ".join(methods)})
 
 
-def _token_id(raw: str) -> uuid.UUID:
+def token_id_of(raw: str) -> uuid.UUID:
     """A path id that is no UUID names no token: 404, like any unknown id."""
     try:
         return uuid.UUID(raw)
@@ -108,12 +110,14 @@ def blueprint(spec: SpecTree) -> Blueprint:  # noqa: C901 - one nested view per 
         return jsonify(serializers.status(status(deps(), principal.sub)))
 
     @bp.get("/api/exchange-tokens/<token_id>")
-    @documented(spec, (200, Token), 404, 405, 410, tags=("tokens",))
+    @documented(spec, (200, Token), 404, 405, 410, tags=("tokens",),
+                headers=IfNoneMatchHeaders)
     def read(token_id: str) -> Response:
         """One of the caller's tokens."""
         _not_another_route(token_id)
         principal = authenticate("user")
-        return jsonify(serializers.token(get_token(deps(), principal.sub, _token_id(token_id))))
+        token = get_token(deps(), principal.sub, token_id_of(token_id))
+        return etags.conditional(token, lambda: jsonify(serializers.token(token)))
 
     @bp.delete("/api/exchange-tokens/<token_id>")
     @documented(spec, (200, CancelResponse), 404, 405, 409, 410, tags=("tokens",))
@@ -121,20 +125,23 @@ def blueprint(spec: SpecTree) -> Blueprint:  # noqa: C901 - one nested view per 
         """Cancel one of the caller's active tokens: its points come back at once."""
         _not_another_route(token_id)
         principal = authenticate("user")
-        result = cancel(deps(), principal.sub, _token_id(token_id))
+        result = cancel(deps(), principal.sub, token_id_of(token_id))
         metrics().cancelled.inc()
         return jsonify(serializers.cancelled(result))
 
     @bp.post("/api/exchange-tokens/redeem/")
     @documented(spec, (200, Redeemed), 400, 404, 409, 410, 422, 429, tags=("tokens",),
-                json=RedeemRequest)
+                json=RedeemRequest, headers=IdempotencyHeaders)
     def redeem_code() -> Response:
         """Redeem a code at the calling merchant. Unknown codes count toward a per-minute
-        limit of failures (429)."""
+        limit of failures (429). Takes an optional Idempotency-Key."""
         principal = authenticate("merchant")
         body = parse(RedeemRequest)
+        scope = idempotency_scope(principal.sub, "redeem", body.model_dump())
         abuse.check_redeem_allowed(deps(), principal.sub)
         try:
+            if scope is not None:
+                return keyed_redeem(scope, body.code, principal.sub)
             token = redeem(deps(), body.code, principal.sub)
         except TokenNotFound:
             abuse.record_redeem_failure(deps(), principal.sub)  # 429 instead, past the limit

@@ -140,8 +140,10 @@ class DeadLetter:
     # What the event is ---------------------------------------------------------------------
     @property
     def type(self) -> str | None:
+        """The event's type; when the body cannot tell (not JSON, no ``type``), the routing
+        key it was published with, which for our events is the type."""
         value = (self.event or {}).get("type") or self.properties.type
-        return _text(value)
+        return _text(value) or self._routed_with()
 
     @property
     def token_id(self) -> str | None:
@@ -217,12 +219,16 @@ class DeadLetter:
 
     @property
     def original_routing_key(self) -> str | None:
+        return self._routed_with() or self.type  # our events are routed by their type
+
+    def _routed_with(self) -> str | None:
+        """The routing key the headers record (ours, else the broker's ``x-death``)."""
         if H_ORIGINAL_ROUTING_KEY in self.headers:
             return _text(self.headers[H_ORIGINAL_ROUTING_KEY])
         keys = _latest_death(self.headers).get("routing-keys")
         if isinstance(keys, list) and keys:
             return _text(keys[0])
-        return self.type  # our events are routed by their type
+        return None
 
     @property
     def original_queue(self) -> str | None:

@@ -9,6 +9,9 @@ Rules (docs/messaging.md):
   attempts (RabbitMQ 4.x no longer interprets ``x-death`` on re-published messages, and a
   broker-side delivery count would also count harmless redeliveries). The 5th failure
   dead-letters it, reason ``exhausted``, with the exception.
+- An event the database contradicts (a ``TokenRedeemed`` for a token it does not show
+  redeemed by that merchant) is *refused*: dead-lettered at once, reason ``refused``, the
+  handler's explanation as the exception. Retrying cannot make it true.
 - A database outage is not a handler error: the consumer pauses (``workers/consumer.py``),
   no attempt is counted.
 
@@ -46,6 +49,11 @@ RETRY_DELAYS_SECONDS: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0)
 MAX_ATTEMPTS = 5
 POISON = "poison"
 EXHAUSTED = "exhausted"
+REFUSED = "refused"
+
+
+class Refused(Exception):
+    """Raised by a role for an event the database contradicts: dead-lettered at once."""
 
 # Headers the broker adds each time a message dead-letters (our delay levels do so on
 # every hop); dropped when we re-publish, or they would grow with every retry.

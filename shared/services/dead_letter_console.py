@@ -71,6 +71,15 @@ def group(letters: Iterable[DeadLetter]) -> list[tuple[str, str, int]]:
     return sorted(((e, r, n) for (e, r), n in counts.items()), key=lambda g: (-g[2], g[0], g[1]))
 
 
+def group_by_type(letters: Iterable[DeadLetter]) -> list[tuple[str, str, str, int]]:
+    """Failures grouped by event type (the routing key when the body cannot tell),
+    exception type and reason: (type, exception_type, reason, count), most frequent first."""
+    counts = Counter((dl.type or "(unknown)", dl.exception_type, dl.reason or "(unknown)")
+                     for dl in letters)
+    return sorted(((t, e, r, n) for (t, e, r), n in counts.items()),
+                  key=lambda g: (-g[3], g[0], g[1], g[2]))
+
+
 def find(queue: ParkingQueue, dead_letter_id: str) -> list[DeadLetter]:
     """Every dead letter with this id (several only for copies of one event)."""
     return [dl for dl in queue.peek() if dl.id == dead_letter_id]

@@ -3,7 +3,8 @@ the current database. Read-only: one transaction that is rolled back, never a wr
 
 The verdicts mirror the consumers' idempotent paths (the same guards the services use):
 a TokenExpired command restores only an active token past its ``expires_at``; a
-TokenRedeemed creates an exchange request only if none exists for the token; a TokenIssued
+TokenRedeemed creates an exchange request only if none exists for the token and the
+database shows the token redeemed by that merchant (else it is refused again); a TokenIssued
 schedules an expiry only for a token still active.
 """
 
@@ -26,6 +27,7 @@ from shared.messaging.dead_letters import DeadLetter
 from shared.persistence.tables import ExchangeRequest, LedgerEntry, Token
 from shared.persistence.transactions import unit_of_work
 from shared.services.deps import Deps
+from shared.services.redemption_check import refusal
 
 
 def _poison_reason(exc: ValidationError) -> str:
@@ -81,6 +83,9 @@ class _Judge:
         ).first()
         if exists is not None:
             return "exchange request already exists: no-op"
+        why = refusal(self.session, event)
+        if why is not None:
+            return f"{why}: would be refused again"
         return "would create exchange request"
 
     def __call__(self, event: Event) -> str:

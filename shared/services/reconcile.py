@@ -24,6 +24,11 @@ Per token (the ledger keeps one debit per token, and one refund once it is resto
   redeemed_without_request        redeemed more than the grace period ago and still no
                                   exchange request: its TokenRedeemed is stuck (unsent in
                                   the outbox, or parked as a dead letter to replay)
+
+Per exchange request:
+  request_without_redeemed_token  no token redeemed by that merchant, for that owner and
+                                  those points, backs the request (never existed, still
+                                  active, refunded, or another's): a request from nothing
 """
 
 from __future__ import annotations
@@ -158,6 +163,20 @@ WHERE kind IS NOT NULL
 ORDER BY kind, user_id, token_id
 """
 
+# Requests are few next to ledger rows; an anti-join on the tokens' primary key.
+REQUEST_CHECKS = """
+SELECT r.token_id, r.user_id, r.merchant_id, r.points,
+       t.status, t.merchant_id AS token_merchant_id, t.user_id AS token_user_id,
+       t.points AS token_points
+FROM exchange_requests r
+LEFT JOIN exchange_tokens t ON t.id = r.token_id
+WHERE t.id IS NULL OR t.status <> 'redeemed' OR t.merchant_id IS DISTINCT FROM r.merchant_id
+   OR t.user_id <> r.user_id OR t.points <> r.points
+ORDER BY r.user_id, r.token_id
+LIMIT :max_problems
+"""
+ORPHAN_REQUEST = "request_without_redeemed_token"
+
 # The owner of a token that is no longer live, for the few failing ones (by index).
 OWNERS = """
 SELECT token_id, min(user_id) FROM ledger WHERE token_id = ANY(:ids) GROUP BY token_id
@@ -218,6 +237,7 @@ def reconcile(deps: Deps, grace_seconds: float = DEFAULT_GRACE_SECONDS,
         accounts, tokens, ledger_rows, now = session.execute(text(SIZES)).one()
         bound = {"max_problems": limit}
         account_rows = session.execute(text(ACCOUNT_CHECKS), bound).all()
+        request_rows = session.execute(text(REQUEST_CHECKS), bound).all()
         for name in SCAN_SETTINGS:
             session.execute(text(f"SET LOCAL {name} = off"))
         token_rows = session.execute(
@@ -239,7 +259,7 @@ def reconcile(deps: Deps, grace_seconds: float = DEFAULT_GRACE_SECONDS,
     ] + [
         Problem(r.kind, r.user_id or owners.get(r.token_id), r.token_id, _token_details(r, now))
         for r in token_rows
-    ]
+    ] + [_request_problem(r) for r in request_rows]
     return Report(
         problems=problems,
         accounts=accounts,
@@ -249,9 +269,22 @@ def reconcile(deps: Deps, grace_seconds: float = DEFAULT_GRACE_SECONDS,
         grace_seconds=grace_seconds,
         elapsed_ms=(time.perf_counter() - started) * 1000,
         truncated=limit in (
-            len({r.user_id for r in account_rows}), len({r.token_id for r in token_rows})
+            len({r.user_id for r in account_rows}), len({r.token_id for r in token_rows}),
+            len(request_rows),
         ),
     )
+
+
+def _request_problem(r: Any) -> Problem:
+    details: dict[str, Any] = {
+        "merchant_id": r.merchant_id, "points": int(r.points),
+        "token_status": r.status or "none",
+    }
+    if r.status is not None:
+        details["token_merchant_id"] = r.token_merchant_id
+        details["token_user_id"] = r.token_user_id
+        details["token_points"] = int(r.token_points)
+    return Problem(ORPHAN_REQUEST, r.user_id, r.token_id, details)
 
 
 def _token_details(r: Any, now: datetime) -> dict[str, Any]:

@@ -53,8 +53,7 @@ def refund_rows(container, token_id) -> int:
 # --- GET /api/exchange-requests/: the 100 latest, newest first ---------------------------
 
 def test_exchange_requests_list_only_the_100_latest_newest_first(client, auth, user, deps):
-    from schemas.events import TokenRedeemed
-    from shared.services import create_exchange_request
+    from tests.support.planted import plant_exchange_request
 
     base = datetime(2030, 6, 1, tzinfo=UTC)
     token_ids = [uuid.uuid4() for _ in range(105)]
@@ -63,9 +62,9 @@ def test_exchange_requests_list_only_the_100_latest_newest_first(client, auth, u
     order = list(range(105))
     order = order[::2] + order[1::2]
     for i in order:
-        create_exchange_request(deps, TokenRedeemed(
-            token_id=token_ids[i], user_id=user, points=1 + i, merchant_id="m-1",
-            redeemed_at=base + timedelta(seconds=i), occurred_at=base + timedelta(seconds=i)))
+        plant_exchange_request(
+            deps.engine, token_id=token_ids[i], user_id=user, points=1 + i, merchant_id="m-1",
+            created_at=base + timedelta(seconds=i))
     r = client.get("/api/exchange-requests/", headers=auth(user))
     assert r.status_code == 200
     body = r.get_json()

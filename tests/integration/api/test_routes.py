@@ -183,15 +183,14 @@ def test_redeeming_an_unknown_code_is_404(client, auth, merchant):
 def test_exchange_requests_list_the_users_own_newest_first(client, auth, user, deps):
     from datetime import UTC, datetime, timedelta
 
-    from schemas.events import TokenRedeemed
-    from shared.services import create_exchange_request
+    from tests.support.planted import plant_exchange_request
 
     base = datetime(2030, 1, 1, tzinfo=UTC)
     ids = [uuid.uuid4(), uuid.uuid4()]
     for i, token_id in enumerate(ids):
-        create_exchange_request(deps, TokenRedeemed(
-            token_id=token_id, user_id=user, points=5 + i, merchant_id="m-1", reward="r",
-            redeemed_at=base + timedelta(minutes=i), occurred_at=base + timedelta(minutes=i)))
+        plant_exchange_request(
+            deps.engine, token_id=token_id, user_id=user, points=5 + i, merchant_id="m-1",
+            reward="r", created_at=base + timedelta(minutes=i))
     r = client.get("/api/exchange-requests/", headers=auth(user))
     assert r.status_code == 200
     body = r.get_json()

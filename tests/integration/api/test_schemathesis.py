@@ -20,6 +20,7 @@ from tests.conftest import TEST_JWT_SECRET
 ROLE_BY_OPERATION = {
     ("POST", "/api/accounts/{user_id}/credits"): "admin",
     ("POST", "/api/exchange-tokens/redeem/"): "merchant",
+    ("POST", "/api/exchange-tokens/redeem/preview/"): "merchant",
 }
 SUBJECTS = {"user": "schemathesis-user", "merchant": "schemathesis-merchant",
             "admin": "schemathesis-admin"}

@@ -183,7 +183,8 @@ class Cli:
 
     def __call__(self, *args: str, input: str | None = None, user: str = "night-shift",
                  **overrides: str) -> Result:
-        env = service_env(self.settings, USER=user, LOG_LEVEL="INFO", **overrides)
+        env = service_env(self.settings, EXCHANGE_TOKENS_ACTOR=user, LOG_LEVEL="INFO",
+                          **overrides)
         with kept_root_logging():
             return CliRunner().invoke(main, ["dlq", *args], env=env, input=input,
                                       catch_exceptions=False)

@@ -75,7 +75,7 @@ def test_list_limit_reads_only_the_oldest_and_says_how_many_there_are(cli, broke
     assert broker.depth() == 4
 
 
-def test_group_counts_failures_by_exception_type_and_reason(cli, broker):
+def test_group_counts_failures_by_type_exception_type_and_reason(cli, broker):
     for _ in range(3):
         broker.park(issued(), reason="exhausted", exception="OperationalError: connection refused")
     broker.park(issued(), reason="exhausted", exception="OperationalError: timeout")
@@ -85,12 +85,15 @@ def test_group_counts_failures_by_exception_type_and_reason(cli, broker):
     groups = listed(cli, "--group")["groups"]
 
     assert groups == [
-        {"exception_type": "OperationalError", "reason": "exhausted", "count": 4},
-        {"exception_type": "(broker: delivery_limit)", "reason": "delivery_limit", "count": 1},
-        {"exception_type": "ValidationError", "reason": "poison", "count": 1},
+        {"type": "TokenIssued", "exception_type": "OperationalError", "reason": "exhausted",
+         "count": 4},
+        {"type": "TokenIssued", "exception_type": "ValidationError", "reason": "poison",
+         "count": 1},
+        {"type": "TokenRedeemed", "exception_type": "(broker: delivery_limit)",
+         "reason": "delivery_limit", "count": 1},
     ]
     table = cli("list", "--group").stdout
-    assert table.splitlines()[0].split() == ["count", "exception_type", "reason"]
+    assert table.splitlines()[0].split() == ["count", "type", "exception_type", "reason"]
     assert broker.depth() == 6
 
 

@@ -92,7 +92,7 @@ def test_purge_of_an_unknown_id_changes_nothing(cli, broker):
 
 def _purge_at_a_terminal(dlq_settings, args: list[str], answer: bytes) -> str:
     """Run the real console script with a pseudo-terminal as stdin and answer its prompt."""
-    env = service_env(dlq_settings, inherit=True, USER="tty-operator")
+    env = service_env(dlq_settings, inherit=True, EXCHANGE_TOKENS_ACTOR="tty-operator")
     main_fd, terminal_fd = pty.openpty()
     process = subprocess.Popen(
         [str(EXE), "dlq", "purge", *args], stdin=terminal_fd, stdout=terminal_fd,

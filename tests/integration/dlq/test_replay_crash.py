@@ -29,7 +29,8 @@ def parked_for_replay(dlq_settings, broker, topology, n: int):  # type: ignore[n
         broker.park(e)
     probe = broker.probe(topology.names.events_exchange, "TokenIssued")
     actor = f"replayer-{uuid.uuid4().hex[:6]}"
-    return events, probe, actor, service_env(dlq_settings, inherit=True, USER=actor)
+    return events, probe, actor, service_env(dlq_settings, inherit=True,
+                                           EXCHANGE_TOKENS_ACTOR=actor)
 
 
 def replay_stopped_by(stop: int, env: dict[str, str], broker, probe: str, after: int) -> int:

@@ -187,6 +187,8 @@ def test_dry_run_says_what_each_message_would_do_and_changes_nothing(
     active = services.issue(deps, user, 30).token
     redeemed_token = services.issue(deps, user, 40).token
     services.redeem(deps, redeemed_token.code, merchant)
+    unrecorded = services.issue(deps, user, 6).token
+    services.redeem(deps, unrecorded.code, "m-1")  # the merchant of builders.redeemed
     # Last: issue and redeem sweep the user's expired tokens first.
     overdue = services.issue(_past_deps(deps), user, 20).token
     services.create_exchange_request(deps, TokenRedeemed(
@@ -204,7 +206,9 @@ def test_dry_run_says_what_each_message_would_do_and_changes_nothing(
         timer(active): "token active, due in ",
         timer(overdue): "token expired: would restore 20 points",
         broker.park(redeemed(redeemed_token.id, user, 40)): "exchange request already exists: no-op",
-        broker.park(redeemed(uuid.uuid4(), user, 5)): "would create exchange request",
+        broker.park(redeemed(unrecorded.id, user, 6)): "would create exchange request",
+        broker.park(redeemed(uuid.uuid4(), user, 5)):
+            "token does not exist: would be refused again",
         broker.park(issued(active.id, user, 30)): "token still active: would schedule expiry",
         broker.park(issued(restored.id, user, 10)): "token no longer active: no-op",
         broker.park(b'{"type": "TokenIssued"}', reason="poison", message_id="poison-1"):

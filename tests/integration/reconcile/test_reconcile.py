@@ -24,6 +24,7 @@ from shared.services.views import TokenView
 from shared.settings import Settings
 from tests.integration.reconcile.generated_books import LEDGER_ROWS_PER_USER, generate_books
 from tests.support.clock import FixedClock
+from tests.support.planted import plant_exchange_request
 from tests.support.service_env import service_env
 
 pytestmark = pytest.mark.timeout(120)
@@ -224,12 +225,12 @@ def test_a_refund_of_another_amount_than_the_debit_is_reported(settings, books):
 def test_a_restored_token_that_also_became_an_exchange_request_is_reported(settings, books):
     tokens = lived_books(books)
     cancelled = tokens["cancelled"]
-    services.create_exchange_request(books.deps, TokenRedeemed(
-        token_id=cancelled.id, user_id="alice", points=5, merchant_id="shop",
-    ))
+    plant_exchange_request(books.engine, token_id=cancelled.id, user_id="alice", points=5,
+                           merchant_id="shop")
     result = run(settings, books, "--json")
     assert result.exit_code == 1
-    assert problems(result) == {("restored_token_redeemed", "alice", str(cancelled.id))}
+    assert problems(result) == {("restored_token_redeemed", "alice", str(cancelled.id)),
+                                ("request_without_redeemed_token", "alice", str(cancelled.id))}
 
 
 def test_a_redeemed_token_still_without_its_exchange_request_is_reported(settings, books):
@@ -297,8 +298,8 @@ def test_fix_leaves_a_broken_account_alone_even_past_a_truncated_report(books, m
         services.credit(books.deps, u, 3)
     late = {u: services.issue(old, u, 3).token for u in users}
     alices = services.issue(old, "alice", 3).token
-    services.create_exchange_request(books.deps, TokenRedeemed(  # alice: broken books
-        token_id=tokens["cancelled"].id, user_id="alice", points=5, merchant_id="shop"))
+    plant_exchange_request(books.engine, token_id=tokens["cancelled"].id,  # broken books
+                           user_id="alice", points=5, merchant_id="shop")
     monkeypatch.setattr(module, "MAX_PROBLEMS", 1)
     assert module.reconcile(books.deps).truncated
 

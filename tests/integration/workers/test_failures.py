@@ -48,9 +48,14 @@ def dead_letters(broker, queue: str, match) -> list:
     return [(props, body) for _, props, body in mine]
 
 
-def redeemed_event(user_id: str) -> TokenRedeemed:
-    return TokenRedeemed(token_id=uuid.uuid4(), user_id=user_id, points=7, merchant_id="m-1",
-                         redeemed_at=datetime.now(UTC))
+def redeemed_event(deps, user_id: str) -> TokenRedeemed:
+    """The event of a real redemption: the worker records requests only for those."""
+    from shared import services
+
+    services.credit(deps, user_id, 7)
+    token = services.redeem(deps, services.issue(deps, user_id, 7).token.code, "m-1")
+    return TokenRedeemed(token_id=token.id, user_id=user_id, points=7, merchant_id="m-1",
+                         redeemed_at=token.redeemed_at)
 
 
 def request_exists(engine, token_id) -> bool:
@@ -106,8 +111,9 @@ def test_a_failing_handler_is_retried_with_backoff_then_dead_lettered_as_exhaust
 ):
     start_worker(roles=["exchange-requests"], retry_delays=SHORT_RETRIES)
     names = topology.names
-    # Given a valid event the database refuses (user id longer than its column)
-    event = redeemed_event("u" * 300)
+    # Given a valid event the database driver cannot take (a NUL in the merchant id)
+    event = TokenRedeemed(token_id=uuid.uuid4(), user_id="u-1", points=7, merchant_id="m\x00",
+                          redeemed_at=datetime.now(UTC))
     retries_before = metrics.RETRIES.labels("exchange-requests")._value.get()
     started = time.monotonic()
     publish(broker, names.events_exchange, "TokenRedeemed", event.model_dump_json().encode(),
@@ -121,7 +127,7 @@ def test_a_failing_handler_is_retried_with_backoff_then_dead_lettered_as_exhaust
     # Then it was tried 5 times, 4 retries through the delay chain (>= 4 x 0.2 s)...
     assert props.headers[h.H_REASON] == "exhausted"
     assert props.headers[h.H_ATTEMPTS] == 5
-    assert "DataError" in props.headers[h.H_EXCEPTION]
+    assert "ValueError" in props.headers[h.H_EXCEPTION]
     assert "Traceback" in props.headers[h.H_STACK]
     assert metrics.RETRIES.labels("exchange-requests")._value.get() - retries_before == 4
     assert elapsed >= 0.8
@@ -151,7 +157,7 @@ def test_a_database_outage_pauses_the_consumer_without_burning_attempts(
     worker.start(topology)
     try:
         database_proxy.down()
-        event = redeemed_event(f"user-{uuid.uuid4().hex[:8]}")
+        event = redeemed_event(container.deps, f"user-{uuid.uuid4().hex[:8]}")
         retries_before = metrics.RETRIES.labels("exchange-requests")._value.get()
         publish(broker, topology.names.events_exchange, "TokenRedeemed",
                 event.model_dump_json().encode(), str(event.event_id))
@@ -186,14 +192,14 @@ def test_a_hung_database_holds_a_worker_no_longer_than_its_bound(
     stopped = False
     try:
         # Given a worker that handled a message through the proxy (a pooled connection)
-        first = redeemed_event(f"user-{uuid.uuid4().hex[:8]}")
+        first = redeemed_event(container.deps, f"user-{uuid.uuid4().hex[:8]}")
         publish(broker, topology.names.events_exchange, "TokenRedeemed",
                 first.model_dump_json().encode(), str(first.event_id))
         wait_until(lambda: request_exists(container.engine, first.token_id), timeout=30)
         retries_before = metrics.RETRIES.labels("exchange-requests")._value.get()
         # When the database hangs while the next message is being handled
         database_proxy.freeze()
-        held = redeemed_event(f"user-{uuid.uuid4().hex[:8]}")
+        held = redeemed_event(container.deps, f"user-{uuid.uuid4().hex[:8]}")
         publish(broker, topology.names.events_exchange, "TokenRedeemed",
                 held.model_dump_json().encode(), str(held.event_id))
         time.sleep(1)
@@ -244,7 +250,7 @@ def test_a_failure_after_every_connect_backs_off_instead_of_burning_deliveries(
     monkeypatch.setattr(consumer, "Backoff", Recording)
     monkeypatch.setattr(consumer.ConsumerLoop, "_process_buffer", broken)
     start_worker(roles=["exchange-requests"])
-    event = redeemed_event(f"user-{uuid.uuid4().hex[:8]}")
+    event = redeemed_event(container.deps, f"user-{uuid.uuid4().hex[:8]}")
     publish(broker, topology.names.events_exchange, "TokenRedeemed",
             event.model_dump_json().encode(), str(event.event_id))
     wait_until(lambda: len(waits) >= 4, timeout=15)

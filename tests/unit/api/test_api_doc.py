@@ -27,11 +27,11 @@ def documented_routes(text: str) -> set[tuple[str, str]]:
             continue
         method = None
         for item in re.findall(r"`([^`]+)`", cells[1]):
-            words = item.split()
-            if words[0] in METHODS:
-                method, path = words[0], words[1]
+            first, _, rest = item.partition(" ")
+            if first in METHODS:  # a path may hold spaces: `<any(svg, png):kind>`
+                method, path = first, rest.strip()
             else:
-                path = words[0]
+                path = item.strip()
             assert method is not None, line
             routes.add((method, path))
     return routes

@@ -27,7 +27,7 @@ CONTRACT_VARIABLES = frozenset({
 # The service's own tunables that the deployment sets (names of shared/settings.py).
 TUNABLES = frozenset({
     "MAX_ACTIVE_TOKENS", "REDEEM_FAILURES_PER_MINUTE", "WEB_CONCURRENCY", "WEB_THREADS",
-    "WORKER_METRICS_PORT", "QUORUM_INITIAL_GROUP_SIZE",
+    "WORKER_METRICS_PORT", "QUORUM_INITIAL_GROUP_SIZE", "WEB_APP_ENABLED", "WEB_APP_API_URL",
 })
 # Variables of the third-party containers, which the service never reads.
 CONTAINER_VARIABLES = frozenset({

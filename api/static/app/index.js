@@ -1,0 +1,3 @@
+import { translatePage } from "./i18n.js";
+
+translatePage();
