@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export APP_ENV ?= development
 
-.PHONY: install run test test-stops lint bench chaos clean services services-down
+.PHONY: install run test test-unit test-integration test-e2e test-stops lint bench chaos clean services services-down
 
 install: $(STAMP)
 
@@ -34,6 +34,18 @@ test: install
 # test run does it 3 times).
 test-stops: install
 	RUN_ALL_STOP_RUNS=50 $(BIN)/pytest -q tests/e2e/test_run_all.py -k every_ctrl_c
+
+# The tiers on their own. Unit: seconds, no server needed (PostgreSQL and RabbitMQ may be
+# stopped). Integration: real PostgreSQL and RabbitMQ. End-to-end: the API and the
+# workers as processes, the ops console in a browser, the image and the compose file.
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+test-integration: install
+	$(BIN)/pytest tests/integration
+
+test-e2e: install
+	$(BIN)/pytest tests/e2e tests/browser tests/containers
 
 lint: install
 	$(BIN)/ruff check .

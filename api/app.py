@@ -10,7 +10,6 @@ from api import cors, errors, observability
 from api.body import MAX_BODY_BYTES
 from api.docs import make_spec
 from api.docs_pages import register_docs_assets
-from api.flask_app import App
 from api.metrics import Metrics
 from api.readiness import Readiness
 from api.routes import (
@@ -24,6 +23,7 @@ from api.routes import (
     tokens,
     web_app,
 )
+from api.speedups import App
 from shared.bootstrap import Container, bootstrap
 from shared.jwt_tokens import TokenVerifier
 from shared.settings import Settings

@@ -1,4 +1,4 @@
-"""Bearer authentication (CONTRACT.md, "Authentication"). Roles are exact: ``admin``
+"""Bearer authentication (docs/api.md, "Authentication"). Roles are exact: ``admin``
 implies neither ``merchant`` nor ``user``; ``operator`` does not imply ``viewer``."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ requests with one key make one effect, with no Python lock, across processes. Th
 response is written into the row before the commit, so the effect and its key commit
 together or not at all.
 
-A key is the caller's (CONTRACT.md): one row per (caller, key), whatever the endpoint;
+A key is the caller's (docs/api.md, "Idempotency"): one row per (caller, key), whatever the endpoint;
 the fingerprint covers the endpoint, so a key sent to another endpoint is a conflict.
 
 A refusal of the service (409 ``insufficient_points``, ``too_many_active_tokens``) is a

@@ -29,8 +29,8 @@ LIMITS = plain_sql.Limits(ttl_s=3600, max_active=100_000)
 # The plain-SQL baselines (bench/plain_sql.py), each on as many users of its own as the
 # API has, so each user's tokens (what the count scans) grow alike: the goal's, the API's
 # transaction statement by statement; then, reported, the API's own server-side call (its
-# HTTP stack alone is what the ratio to it measures), and the smaller transaction the goal
-# was measured against before 2026-11-24 15:30 UTC.
+# HTTP stack alone is what the ratio to it measures), and the smaller transaction without
+# the lock and the count (what those two cost).
 BASELINES = {
     "statements": "same tx, plain SQL, 4 conns",
     "call": "its issue_token call, psycopg2, 4 conns",

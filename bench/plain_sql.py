@@ -44,11 +44,11 @@ ISSUE_SQL = (
 )
 LOCK, COUNT, DEBIT, *INSERTS = ISSUE_SQL
 
-# The smaller transaction this figure used to be measured against: the conditional debit
-# and the three inserts, without the account lock and the count that the contract's
-# active-token limit and its restore-before-issue need. Still reported beside the API's
-# figure, for a rough comparison with earlier runs (its rows now carry the event's
-# headers and the payload as the API writes it).
+# A smaller transaction, reported beside the API's figure: the conditional debit and the
+# three inserts, without the account lock and the count that the active-token limit and
+# the refund-before-issue need. It shows what those two cost; older results in
+# docs/bench.md were measured against it. Its rows carry the event's headers and payload
+# as the API writes them.
 DEBIT_AND_INSERTS_SQL = (DEBIT, *INSERTS)
 
 

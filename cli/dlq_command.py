@@ -110,7 +110,7 @@ def _redact(url: str) -> str:
 
 
 def _ids_or_all(ids: tuple[str, ...], more: tuple[str, ...], all_: bool) -> list[str] | None:
-    """``--id A B C`` (CONTRACT.md's ``--id ID...``) as well as ``--id A --id B``: click
+    """``--id A B C`` (the documented ``--id ID...``) as well as ``--id A --id B``: click
     gives an option one value, so the ids after the first come as arguments."""
     if more and not ids:
         raise click.UsageError("dead-letter ids go after --id: --id ID [ID]...")

@@ -15,11 +15,12 @@ import click
 
 from cli.api_command import refuse_a_busy_port
 from cli.common import settings_or_exit
+from shared import shutdown
 from shared.settings import Settings
 
 log = logging.getLogger("exchange_tokens.cli")
 
-STOP_TIMEOUT_SECONDS = 20.0  # then what has not stopped is killed
+STOP_TIMEOUT_SECONDS = shutdown.SUPERVISOR_KILL_SECONDS  # then what still runs is killed
 ROLE_NAMES = ("relay", "schedule-expiry", "expire", "exchange-requests", "audit", "sweep",
               "ops")
 

@@ -1,4 +1,4 @@
-"""Requests and responses of the HTTP API (CONTRACT.md, "HTTP API").
+"""Requests and responses of the HTTP API (docs/api.md).
 
 Request models are strict: ``points`` must be a JSON integer (``1.0``, ``true`` and ``"5"``
 are refused), and unknown fields are refused, because a typo in a money request

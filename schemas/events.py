@@ -60,7 +60,6 @@ Event = Annotated[
     TokenIssued | TokenRedeemed | TokenCancelled | TokenExpired, Field(discriminator="type")
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-EVENT_TYPES = ("TokenIssued", "TokenRedeemed", "TokenCancelled", "TokenExpired")
 
 
 def parse_event(body: bytes | str) -> Event:

@@ -1,4 +1,4 @@
-"""Where "now" comes from. PostgreSQL's clock is the one clock (CONTRACT.md).
+"""Where "now" comes from. PostgreSQL's clock is the one clock.
 
 Services never compare times in Python: they put ``clock.now()`` into their SQL, which
 is ``now()`` (the transaction's start time) in production. Tests inject a

@@ -1,4 +1,4 @@
-"""Bearer tokens: HS256 JWTs with ``sub``, ``exp`` and ``roles`` (CONTRACT.md)."""
+"""Bearer tokens: HS256 JWTs with ``sub``, ``exp`` and ``roles`` (docs/api.md, "Authentication")."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import logging
 from shared.messaging.names import H_CAUSATION_ID
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.topology import CONSUMERS
-from workers.consumer import Delivery
+from workers.delivery import Delivery
 
 log = logging.getLogger("exchange_tokens.audit")
 

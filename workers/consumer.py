@@ -19,6 +19,9 @@ Why these choices:
   requeue against ``x-delivery-limit``).
 - **Graceful stop.** On stop the loop cancels its consumer, finishes the batch in hand,
   acks, and closes; prefetched messages not yet handled are requeued by the broker.
+
+The roles' side is in workers/delivery.py, retries and dead letters in
+workers/consumer_failures.py.
 """
 
 from __future__ import annotations
@@ -29,93 +32,37 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 import amqp
 from pydantic import ValidationError
 from sqlalchemy import Engine, text
 
-from schemas.events import Event, parse_event
-from shared.logs import bound
-from shared.messaging import amqp_client
+from schemas.events import parse_event
+from shared import shutdown
+from shared.messaging import amqp_client, amqp_speedups
 from shared.messaging.failures import (
-    EXHAUSTED,
     MAX_ATTEMPTS,
-    POISON,
     REFUSED,
     RETRY_DELAYS_SECONDS,
     Refused,
     attempts_of,
-    dead_letter_message,
-    next_delay,
-    original_route,
-    retry_message,
 )
-from shared.messaging.names import H_REQUEST_ID
 from shared.messaging.publisher import (
     ConfirmingPublisher,
     PublishFailed,
     Sent,
-    new_message_id,
 )
 from shared.messaging.topology import Topology
 from shared.persistence.transactions import is_unavailable
 from workers import metrics
 from workers.backoff import Backoff
+from workers.consumer_failures import FailureRules, Failures
+from workers.delivery import Delivery, Role
 
 log = logging.getLogger("exchange_tokens.consumer")
 
 WAIT_SLICE_SECONDS = 0.2
-STOP_GRACE_SECONDS = 5.0  # SIGTERM must end the process within 10 s
-
-
-@dataclass
-class Delivery:
-    """One message as received, plus its parsed event once it parsed."""
-
-    delivery_tag: int
-    exchange: str
-    routing_key: str
-    body: bytes
-    message_id: str | None
-    type: str | None
-    headers: dict[str, Any]
-    event: Event | None = None
-
-    @classmethod
-    def of(cls, message: amqp.Message) -> Delivery:
-        info = message.delivery_info
-        props = message.properties
-        body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
-        return cls(
-            delivery_tag=info["delivery_tag"],
-            exchange=info.get("exchange", ""),
-            routing_key=info.get("routing_key", ""),
-            body=body,
-            message_id=props.get("message_id"),
-            type=props.get("type"),
-            headers=dict(props.get("application_headers") or {}),
-        )
-
-    def log_context(self) -> Any:
-        request_id = self.headers.get(H_REQUEST_ID)
-        return bound(request_id=str(request_id) if request_id else None,
-                     message_id=self.message_id)
-
-
-class Role(Protocol):
-    """A queue consumer's business part: handle a batch of parsed deliveries."""
-
-    consumer: str  # topology.CONSUMERS key: the queue is <ns>.<consumer>
-
-    def handle(self, batch: list[Delivery], publisher: ConfirmingPublisher) -> list[str]:
-        """Do the work (committing to the database) and return one outcome per delivery.
-        Raise to fail the whole batch; the loop then retries the messages one by one."""
-        ...
-
-    def accepts_poison(self, delivery: Delivery) -> bool:
-        """Whether this consumer dead-letters an unparseable ``delivery`` (else logs it)."""
-        ...
+STOP_GRACE_SECONDS = shutdown.CONSUMER_GRACE_SECONDS
 
 
 @dataclass
@@ -163,7 +110,7 @@ class ConsumerLoop:
         self.queue = topo.names.consumer_queue(role.consumer)
         self._buffer: list[amqp.Message] = []
         self._connection: amqp.Connection | None = None
-        self._acks: amqp_client.FrameBatch | None = None
+        self._acks: amqp_speedups.FrameBatch | None = None
         # Health, read by the metrics endpoint at scrape time: registered on the queue,
         # and the loop ran within two heartbeat intervals (a stuck loop reads 0).
         self._registered = False
@@ -172,6 +119,8 @@ class ConsumerLoop:
         # A handled batch whose deferred publishes await their confirms: acked once they
         # come, while the next batch is already being handled (confirm latency overlaps).
         self._unconfirmed: tuple[list[Delivery], list[str], list[Sent]] | None = None
+        self.failures = Failures(topo, role.consumer, FailureRules(
+            self.options.retry_delays, self.options.max_attempts), role.accepts_poison)
         _LOOPS.setdefault(role.consumer, []).append(self)
         metrics.CONSUMING.labels(role.consumer).set_function(
             lambda: min((loop._consuming() for loop in _LOOPS.get(role.consumer, [])),
@@ -280,7 +229,7 @@ class ConsumerLoop:
                     d.event = parse_event(d.body)
                     parsed.append(d)
                 except (ValidationError, ValueError, UnicodeDecodeError) as exc:
-                    self._poison(channel, publisher, d, exc)
+                    self.failures.poison(channel, publisher, d, exc)
             if parsed:
                 self._handle_with_pause(channel, publisher, parsed, stopping)
             if not stopping or time.monotonic() > grace_end:
@@ -320,11 +269,11 @@ class ConsumerLoop:
             if len(batch) == 1 and isinstance(exc, Refused):
                 d = batch[0]
                 with d.log_context():
-                    self._dead_letter(channel, publisher, d, REFUSED, exc,
-                                      attempts_of(d.headers) + 1)
+                    self.failures.dead_letter(channel, publisher, d, REFUSED, exc,
+                                              attempts_of(d.headers) + 1)
                 return
             if len(batch) == 1:
-                self._fail(channel, publisher, batch[0], exc)
+                self.failures.fail(channel, publisher, batch[0], exc)
                 return
             log.warning("batch failed; handling its messages one by one",
                         extra={"consumer": self.role.consumer, "error": repr(exc)})
@@ -352,7 +301,7 @@ class ConsumerLoop:
     def _ack(self, channel: amqp.Channel, batch: list[Delivery], outcomes: list[str]) -> None:
         # One encoder per connection: building one allocates a frame-sized buffer.
         if self._acks is None or self._acks.connection is not channel.connection:
-            self._acks = amqp_client.FrameBatch(channel.connection)
+            self._acks = amqp_speedups.FrameBatch(channel.connection)
         for d in batch:
             self._acks.ack(channel, d.delivery_tag)  # after the handler's commit and confirms
         self._acks.flush()
@@ -387,70 +336,3 @@ class ConsumerLoop:
             self._alive_at = time.monotonic()
             self._connection.heartbeat_tick()
             amqp_client.drain(self._connection, min(WAIT_SLICE_SECONDS, seconds))
-
-    # Failures ----------------------------------------------------------------------------
-    def _route(self, d: Delivery) -> tuple[str, str]:
-        event_type = d.event.type if d.event is not None else None
-        return original_route(self.topo, self.role.consumer, d.exchange, d.routing_key,
-                              d.headers, event_type)
-
-    def _poison(
-        self, channel: amqp.Channel, publisher: ConfirmingPublisher, d: Delivery, exc: Exception
-    ) -> None:
-        with d.log_context():
-            if not self.role.accepts_poison(d):
-                log.error("unparseable message ignored (another consumer dead-letters it)",
-                          extra={"consumer": self.role.consumer, "routing_key": d.routing_key})
-                channel.basic_ack(d.delivery_tag)
-                metrics.MESSAGES.labels(self.role.consumer, "poison_ignored").inc()
-                return
-            self._dead_letter(channel, publisher, d, POISON, exc, attempts_of(d.headers) + 1)
-
-    def _fail(
-        self, channel: amqp.Channel, publisher: ConfirmingPublisher, d: Delivery, exc: Exception
-    ) -> None:
-        attempts = attempts_of(d.headers) + 1
-        with d.log_context():
-            if attempts >= self.options.max_attempts:
-                self._dead_letter(channel, publisher, d, EXHAUSTED, exc, attempts)
-                return
-            delay = next_delay(attempts, self.options.retry_delays)
-            publisher.publish_all([retry_message(
-                self.topo, self.role.consumer, body=d.body,
-                message_id=d.message_id or new_message_id(), type_=d.type, headers=d.headers,
-                route=self._route(d), attempts=attempts, delay_s=delay, exc=exc,
-            )])
-            channel.basic_ack(d.delivery_tag)  # the retry copy is safely queued
-            metrics.RETRIES.labels(self.role.consumer).inc()
-            metrics.MESSAGES.labels(self.role.consumer, "retried").inc()
-            log.warning("handler failed; retry scheduled", exc_info=exc, extra={
-                "consumer": self.role.consumer, "attempts": attempts, "retry_in_s": delay,
-                **event_fields(d)})
-
-    def _dead_letter(
-        self, channel: amqp.Channel, publisher: ConfirmingPublisher, d: Delivery,
-        reason: str, exc: Exception, attempts: int,
-    ) -> None:
-        message = dead_letter_message(
-            self.topo, self.role.consumer, body=d.body, message_id=d.message_id,
-            type_=d.type, headers=d.headers, route=self._route(d), attempts=attempts,
-            reason=reason, exc=exc,
-        )
-        publisher.publish_all([message])
-        channel.basic_ack(d.delivery_tag)  # the parking queue has it (confirmed)
-        metrics.DEAD_LETTERS.labels(self.role.consumer, reason).inc()
-        metrics.MESSAGES.labels(self.role.consumer, f"dead_lettered_{reason}").inc()
-        log.error("message dead-lettered", extra={
-            "consumer": self.role.consumer, "reason": reason, "attempts": attempts,
-            "error": f"{type(exc).__name__}: {exc}"[:500], "dead_letter_id": message.message_id,
-            **event_fields(d)})
-
-
-def event_fields(d: Delivery) -> dict[str, Any]:
-    e = d.event
-    if e is None:
-        return {"routing_key": d.routing_key}
-    return {"type": e.type, "token_id": str(e.token_id), "user_id": e.user_id,
-            "points": e.points}
-
-

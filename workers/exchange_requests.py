@@ -13,7 +13,7 @@ from shared.messaging.publisher import ConfirmingPublisher
 from shared.services.deps import Deps
 from shared.services.exchange_requests import create_exchange_request
 from shared.services.redemption_check import RedemptionNotInDatabase
-from workers.consumer import Delivery
+from workers.delivery import Delivery
 
 log = logging.getLogger("exchange_tokens.exchange_requests")
 

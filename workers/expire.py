@@ -19,7 +19,7 @@ from shared.messaging.topology import Topology
 from shared.services.deps import Deps
 from shared.services.expire import expire_due
 from workers import metrics
-from workers.consumer import Delivery
+from workers.delivery import Delivery
 
 
 class Expire:

@@ -13,6 +13,7 @@ import threading
 import amqp
 from sqlalchemy import Engine, text
 
+from shared.expiry_rules import due_sql
 from shared.messaging import amqp_client
 from shared.messaging.names import Names
 from workers import metrics
@@ -27,8 +28,8 @@ _BACKLOG = text(
     " FROM outbox WHERE published_at IS NULL"
 )
 _PAST_EXPIRY = text(
-    "SELECT count(*) FROM exchange_tokens WHERE status = 'active'"
-    f" AND expires_at < now() - interval '{PAST_EXPIRY_GRACE}'"
+    "SELECT count(*) FROM exchange_tokens WHERE "
+    + due_sql(now=f"now() - interval '{PAST_EXPIRY_GRACE}'")
 )
 
 

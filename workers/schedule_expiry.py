@@ -23,7 +23,7 @@ from shared.messaging.delays import expiry_target
 from shared.messaging.names import H_CAUSATION_ID, H_REQUEST_ID
 from shared.messaging.publisher import ConfirmingPublisher, Outgoing
 from shared.messaging.topology import Topology
-from workers.consumer import Delivery
+from workers.delivery import Delivery
 
 log = logging.getLogger("exchange_tokens.schedule_expiry")
 

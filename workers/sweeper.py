@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from shared.batches import until_short
 from shared.persistence.transactions import is_unavailable
 from shared.services.deps import Deps
 from shared.services.retention import prune
@@ -26,12 +27,10 @@ class Sweeper:
 
     def sweep_once(self) -> int:
         total = 0
-        while not self.stop_event.is_set():
-            restored = sweep(self.deps, limit=self.batch)
+        for restored in until_short(lambda: sweep(self.deps, limit=self.batch), self.batch,
+                                    stop=self.stop_event):
             total += len(restored)
             metrics.refunded(restored, metrics.SWEEP_RESTORED)
-            if len(restored) < self.batch:
-                break
         if total:
             log.info("sweep restored tokens whose timers did not fire", extra={"count": total})
         pruned = prune(self.deps)

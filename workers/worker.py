@@ -16,12 +16,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from shared import shutdown
 from shared.bootstrap import Container, bootstrap
 from shared.messaging.failures import RETRY_DELAYS_SECONDS
 from shared.messaging.topology import Topology, declare_topology
 from shared.settings import Settings
 from workers.audit import Audit
-from workers.consumer import ConsumerLoop, ConsumerOptions, Role
+from workers.consumer import ConsumerLoop, ConsumerOptions
+from workers.delivery import Role
 from workers.exchange_requests import ExchangeRequests
 from workers.expire import Expire
 from workers.monitor import Monitor
@@ -33,7 +35,7 @@ from workers.sweeper import Sweeper
 log = logging.getLogger("exchange_tokens.worker")
 
 ROLES = ("relay", "schedule-expiry", "expire", "exchange-requests", "audit", "sweep", "ops")
-STOP_TIMEOUT_SECONDS = 8.0
+STOP_TIMEOUT_SECONDS = shutdown.WORKER_STOP_SECONDS
 
 
 @dataclass
@@ -44,7 +46,7 @@ class WorkerOptions:
     amqp_url: str | None = None  # default: settings.amqp_url
     expire_batch: int = 500
     # Two expire consumers (threads, each its own connection and transaction): while one
-    # waits for PostgreSQL, the other decodes and prepares its batch (+20 % measured).
+    # waits for PostgreSQL, the other decodes and prepares its batch.
     expire_consumers: int = 2
     # Two relay threads, each its own database and broker connections, claiming disjoint
     # batches (SKIP LOCKED): while one waits for PostgreSQL to claim and mark its batch

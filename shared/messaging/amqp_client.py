@@ -9,22 +9,19 @@ transport under kombu, installed anyway.
 py-amqp does no I/O on its own: heartbeats are sent by :meth:`Connection.heartbeat_tick`,
 which our loops call at least every second while they wait for deliveries. A handler that
 blocks longer than the heartbeat interval would get its connection closed by the broker,
-so handlers stay short (RELIABILITY.md, the silent-consumer failure of kombu#670).
+so handlers stay short (the silent-consumer failure of kombu issue #670).
 """
 
 from __future__ import annotations
 
-import struct
 from urllib.parse import unquote, urlsplit
 
 import amqp
-from amqp import spec
 from amqp.exceptions import ConnectionError as AMQPConnectionError
 from amqp.exceptions import RecoverableConnectionError
-from amqp.method_framing import frame_writer
-from amqp.serialization import dumps
 
 from shared.messaging import broker_nodes
+from shared.messaging.amqp_speedups import read_ahead
 
 HEARTBEAT_SECONDS = 20
 # How long a synchronous method (queue_declare, basic_cancel, channel open...) waits for
@@ -66,31 +63,8 @@ def _connect_node(amqp_url: str, name: str, heartbeat: int) -> amqp.Connection:
         client_properties={"connection_name": name},
     )
     connection.connect()
-    _read_ahead(connection)
+    read_ahead(connection)  # a py-amqp internal: amqp_speedups says which and why
     return connection
-
-
-READ_AHEAD_BYTES = 16384
-
-
-def _read_ahead(connection: amqp.Connection) -> None:
-    """Make py-amqp read the socket in chunks instead of exactly one frame part at a time.
-
-    Its plain-TCP transport asks ``recv`` for exactly the bytes it needs next (a 7-byte
-    frame header, then the payload): about nine system calls per delivered message. Asking
-    for at least 16 KiB leaves the surplus in the transport's own read buffer, which it
-    consumes first; the bytes and their order are unchanged. TLS transports are left alone.
-    """
-    transport = connection.transport
-    sock = getattr(transport, "sock", None)
-    if sock is None or getattr(transport, "_quick_recv", None) != sock.recv:
-        return
-    recv = sock.recv
-
-    def recv_ahead(n: int) -> bytes:
-        return recv(max(n, READ_AHEAD_BYTES))
-
-    transport._quick_recv = recv_ahead
 
 
 def drain(connection: amqp.Connection, timeout: float) -> bool:
@@ -130,83 +104,3 @@ def close_quietly(connection: amqp.Connection | None) -> None:
             connection.collect()
         except Exception:  # noqa: BLE001, S110
             pass
-
-
-class FrameBatch:
-    """Encode many AMQP methods, then send them in one socket write.
-
-    py-amqp writes every method with its own ``sendall`` (and ``basic_publish`` first polls
-    the socket for a ``connection.blocked``): two system calls per message, which was most
-    of the relay's and the consumers' time on a busy 2-core machine. The bytes on the wire
-    are the same; only the number of writes changes. Single-threaded use, like the
-    connection itself.
-    """
-
-    def __init__(self, connection: amqp.Connection) -> None:
-        self.connection = connection
-        self._parts: list[bytes] = []
-        self._write_frame = frame_writer(connection, self)
-
-    def write(self, data: bytes | memoryview) -> None:  # the frame writer's "transport"
-        self._parts.append(bytes(data))  # copy: the writer reuses its buffer
-
-    def publish(self, channel: amqp.Channel, message: amqp.Message, exchange: str,
-                routing_key: str, mandatory: bool = True) -> None:
-        args = dumps("Bssbb", (0, exchange, routing_key, mandatory, False))
-        self._write_frame(1, channel.channel_id, spec.Basic.Publish, args, message)
-
-    def publish_plain(
-        self, channel_id: int, exchange: str, routing_key: str, body: bytes, *,
-        message_id: str, type_: str | None, timestamp: int, headers: dict[str, str],
-    ) -> None:
-        """Encode a persistent JSON message whose headers are all strings, by hand.
-
-        The same frames py-amqp would write (AMQP 0-9-1 §4.2 and §4.2.6: basic.publish
-        with mandatory, a content header, body frames), at a fraction of the CPU: the
-        relay spent most of its time in py-amqp's generic property serialisation. Any
-        other message goes through :meth:`publish`.
-        """
-        method = (
-            _PUBLISH_METHOD + _shortstr(exchange) + _shortstr(routing_key) + b"\x01"  # mandatory
-        )
-        table = b"".join(_shortstr(k) + b"S" + _longstr(v.encode()) for k, v in headers.items())
-        flags = 0x8000 | 0x2000 | 0x1000 | 0x0080 | 0x0040  # content type, headers, mode, id, ts
-        props = [_shortstr("application/json"), struct.pack(">I", len(table)), table, b"\x02",
-                 _shortstr(message_id), struct.pack(">Q", timestamp)]
-        if type_ is not None:
-            flags |= 0x0020
-            props.append(_shortstr(type_))
-        header = struct.pack(">HHQH", 60, 0, len(body), flags) + b"".join(props)
-        frames = [_frame(1, channel_id, method), _frame(2, channel_id, header)]
-        chunk = self.connection.frame_max - 8
-        frames.extend(_frame(3, channel_id, body[i:i + chunk]) for i in range(0, len(body), chunk))
-        self._parts.append(b"".join(frames))
-        self.connection.bytes_sent += 1  # py-amqp's heartbeat bookkeeping counts writes
-
-    def ack(self, channel: amqp.Channel, delivery_tag: int) -> None:
-        self._write_frame(1, channel.channel_id, spec.Basic.Ack,
-                          dumps("Lb", (delivery_tag, False)), None)
-
-    def flush(self) -> None:
-        if self._parts:
-            payload = b"".join(self._parts)
-            self._parts.clear()
-            self.connection.transport.write(payload)
-
-
-_PUBLISH_METHOD = struct.pack(">HHH", 60, 40, 0)  # basic.publish, reserved-1
-
-
-def _shortstr(value: str) -> bytes:
-    data = value.encode()
-    if len(data) > 255:
-        raise ValueError(f"shortstr too long: {value[:40]}…")
-    return bytes((len(data),)) + data
-
-
-def _longstr(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
-
-
-def _frame(kind: int, channel_id: int, payload: bytes) -> bytes:
-    return struct.pack(">BHI", kind, channel_id, len(payload)) + payload + b"\xce"

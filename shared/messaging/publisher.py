@@ -1,6 +1,6 @@
 """Publishing with confirms, pipelined: send a whole batch, then wait for its confirms.
 
-A publish is safe only once the broker confirmed it (RELIABILITY.md). With ``mandatory``,
+A publish is safe only once the broker confirmed it: an unconfirmed one may be lost. With ``mandatory``,
 a message that routes to no queue comes back as ``basic.return`` *before* its
 ``basic.ack`` (RabbitMQ sends the return first), so "acked and not returned" means "in a
 queue". Anything not confirmed within the timeout counts as not published: the caller
@@ -20,14 +20,15 @@ from typing import Any
 
 import amqp
 
-from shared.messaging.amqp_client import FrameBatch, drain
+from shared import shutdown
+from shared.messaging.amqp_client import drain
+from shared.messaging.amqp_speedups import FrameBatch
 
 CONFIRM_TIMEOUT_SECONDS = 10.0
 # Once the worker is stopping, confirms still awaited get this long, then count as not
-# confirmed (the caller keeps the rows unsent, or the messages unacked: both come back).
-# A broker that answers confirms in milliseconds; one that hangs held a role past the
-# worker's stop deadline (workers/worker.py, STOP_TIMEOUT_SECONDS).
-STOPPING_CONFIRM_SECONDS = 2.0
+# confirmed (the caller keeps the rows unsent, or the messages unacked: both come back),
+# so a hung broker cannot hold a role past the worker's stop deadline.
+STOPPING_CONFIRM_SECONDS = shutdown.CONFIRM_SECONDS
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 
 DELAY_UNIT_MS = 100  # resolution of timers: a delay is rounded UP to this, so never early
 DELAY_LEVELS = 20  # 2^20 units of 100 ms ≈ 29 h: covers TOKEN_TTL_SECONDS up to 86,400
-MAX_DELAY_MS = DELAY_UNIT_MS * ((1 << DELAY_LEVELS) - 1)
 
 EXPIRE_CONSUMER = "expire"
 
@@ -132,13 +131,6 @@ class Topology:
 
     def delay_queue(self, level: int) -> str:
         return f"{self.names.namespace}.delay.{level}"
-
-    @property
-    def delay_entry(self) -> str:
-        """The top of the chain: any delayed message may enter here, with
-        :func:`delay_routing_key`. Workers enter lower, at the level of the delay's highest
-        set bit (``shared.messaging.delays.delay_target``): the same route, fewer hops."""
-        return self.delay_exchange(DELAY_LEVELS - 1)
 
     @property
     def delayed_exchange(self) -> str:

@@ -166,7 +166,7 @@ class IdempotencyKey(Base):
     __tablename__ = "idempotency_keys"
     __table_args__ = (Index("ix_idempotency_created", "created_at"),)
 
-    # A key is the caller's, whatever the endpoint (CONTRACT.md; migration 0006).
+    # A key is the caller's, whatever the endpoint (docs/api.md; migration 0006).
     caller: Mapped[str] = mapped_column(String(200), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     endpoint: Mapped[str] = mapped_column(String(200), nullable=False)

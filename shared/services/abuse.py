@@ -34,7 +34,7 @@ _MINUTE: ColumnElement[timedelta] = literal_column("interval '1 minute'")
 
 
 def _window(deps: Deps) -> ColumnElement[datetime]:
-    # The database's clock decides the minute (CONTRACT.md: one clock).
+    # The database's clock decides the minute (PostgreSQL's: the one clock).
     return func.date_trunc("minute", deps.clock.now())
 
 

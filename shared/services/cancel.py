@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import select
 
 from shared.errors import DomainError, TokenAlreadyRedeemed, TokenNotFound
+from shared.expiry_rules import due, redeemable
 from shared.persistence.tables import LedgerEntry, Token
 from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
@@ -14,7 +15,6 @@ from shared.services.lookup import gone, refund_of_token, settled_fate
 from shared.services.refund import (
     CANCELLED,
     EXPIRED,
-    expired_condition,
     log_refunds,
     refund_tokens,
 )
@@ -34,7 +34,7 @@ def cancel(deps: Deps, user_id: str, token_id: uuid.UUID) -> Cancelled:
         mine = (Token.id == token_id) & (Token.user_id == user_id)
         restored = refund_tokens(
             session, deps.clock,
-            mine & (Token.status == "active") & (Token.expires_at > deps.clock.now()),
+            mine & redeemable(deps.clock.now()),
             CANCELLED,
         )
         if not restored:
@@ -47,7 +47,7 @@ def cancel(deps: Deps, user_id: str, token_id: uuid.UUID) -> Cancelled:
                 refusal = TokenAlreadyRedeemed("this token was already redeemed")
             else:
                 restored = refund_tokens(
-                    session, deps.clock, mine & expired_condition(deps.clock), EXPIRED
+                    session, deps.clock, mine & due(deps.clock.now()), EXPIRED
                 )
                 refusal = gone(existing.points, EXPIRED) if restored else settled_fate(
                     # A concurrent redeem or expiry won the row: say what really happened.

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from schemas.events import Event, TokenExpired, TokenIssued, TokenRedeemed, parse_event
 from shared.clock import Clock
+from shared.expiry_rules import ACTIVE, seconds_until_due
 from shared.messaging.dead_letters import DeadLetter
 from shared.persistence.tables import ExchangeRequest, LedgerEntry, Token
 from shared.persistence.transactions import unit_of_work
@@ -63,9 +64,9 @@ class _Judge:
             if refund is not None:
                 return f"token already restored ({refund[1] or 'expired'}, {refund[0]} points): no-op"
             return "unknown token (never issued here): no-op"
-        if token.status != "active":
+        if token.status != ACTIVE:
             return f"token already {token.status}: no-op"
-        remaining = (token.expires_at - token.now).total_seconds()
+        remaining = seconds_until_due(token.expires_at, token.now)
         if remaining > 0:
             return f"token active, due in {math.ceil(remaining)} s: would be re-delayed"
         return f"token expired: would restore {token.points} points"

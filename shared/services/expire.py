@@ -8,10 +8,11 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from shared.expiry_rules import due, redeemable
 from shared.persistence.tables import Token
 from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
-from shared.services.refund import EXPIRED, expired_condition, log_refunds, refund_tokens
+from shared.services.refund import EXPIRED, log_refunds, refund_tokens
 from shared.services.views import Refund
 
 
@@ -61,7 +62,7 @@ def expire_due(deps: Deps, token_ids: list[uuid.UUID]) -> ExpireBatchOutcome:
         return ExpireBatchOutcome([], {}, None)
     with unit_of_work(deps.session_factory) as session:
         restored = refund_tokens(
-            session, deps.clock, expired_condition(deps.clock) & Token.id.in_(token_ids), EXPIRED
+            session, deps.clock, due(deps.clock.now()) & Token.id.in_(token_ids), EXPIRED
         )
         done = {r.token_id for r in restored}
         rest = [t for t in token_ids if t not in done]
@@ -71,7 +72,7 @@ def expire_due(deps: Deps, token_ids: list[uuid.UUID]) -> ExpireBatchOutcome:
             as_of = session.execute(select(deps.clock.now())).scalar_one()
             for row in session.execute(
                 select(Token.id, Token.expires_at).where(
-                    Token.id.in_(rest), Token.status == "active", Token.expires_at > as_of
+                    Token.id.in_(rest), redeemable(as_of)  # active, not yet due
                 )
             ):
                 not_due[row.id] = row.expires_at

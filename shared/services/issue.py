@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 from schemas.events import SCHEMA_VERSION
 from shared.codes import new_code
 from shared.errors import InsufficientPoints, TooManyActiveTokens
+from shared.expiry_rules import due
 from shared.persistence.outbox import event_headers
 from shared.persistence.tables import Token
 from shared.persistence.transactions import retry_transaction, single_statement, unit_of_work
 from shared.services.deps import Deps
-from shared.services.refund import EXPIRED, expired_condition, log_refunds, refund_tokens
+from shared.services.refund import EXPIRED, log_refunds, refund_tokens
 from shared.services.views import Issued, Refund, TokenView
 
 log = logging.getLogger("exchange_tokens.issue")
@@ -84,7 +85,7 @@ def issue_in(
         # account: no lock-order deadlock. Then the same call again, told not to stop for
         # what is left (a token SKIP LOCKED passed over).
         restored = refund_tokens(
-            session, deps.clock, expired_condition(deps.clock) & (Token.user_id == user_id),
+            session, deps.clock, due(deps.clock.now()) & (Token.user_id == user_id),
             EXPIRED, skip_locked=True,
         )
         row = session.execute(_ISSUE, {**params, "swept": True}).one()

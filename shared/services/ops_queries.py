@@ -17,6 +17,7 @@ import pika
 from pika.exceptions import ChannelClosedByBroker
 from sqlalchemy import desc, select, text
 
+from shared.expiry_rules import due_sql
 from shared.messaging.names import Names
 from shared.messaging.topology import CONSUMERS
 from shared.persistence.tables import OpsSample
@@ -44,7 +45,7 @@ _LATENESS = text("""
 """)
 _PAST_DUE = text(
     "SELECT count(*), coalesce(extract(epoch FROM now() - min(expires_at)), 0)"
-    " FROM exchange_tokens WHERE status = 'active' AND expires_at <= now()"
+    " FROM exchange_tokens WHERE " + due_sql()
 )
 _BACKLOG = text(
     "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"

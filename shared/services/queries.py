@@ -10,11 +10,12 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from shared.errors import TokenNotFound
+from shared.expiry_rules import due, is_due
 from shared.persistence.tables import Account, LedgerEntry, Token
 from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
 from shared.services.lookup import gone, refund_of_token
-from shared.services.refund import EXPIRED, expired_condition, log_refunds, refund_tokens
+from shared.services.refund import EXPIRED, log_refunds, refund_tokens
 from shared.services.views import Refund, Status, TokenView
 
 RECENT = 20
@@ -46,7 +47,7 @@ def get_token(deps: Deps, user_id: str, token_id: uuid.UUID) -> TokenView:
         if row is None:
             raise refund_of_token(session, token_id, user_id) or TokenNotFound("no such token")
         token = TokenView.from_row(row)
-        if token.status == "active" and token.expires_at <= token.as_of:
+        if is_due(token.status, token.expires_at, token.as_of):
             raise gone(token.points, EXPIRED)
         return token
 
@@ -56,7 +57,7 @@ def status(deps: Deps, user_id: str) -> Status:
     """Balance, active tokens (soonest expiry first), and the latest redeemed and restored."""
     with unit_of_work(deps.session_factory) as session:
         restored_now = refund_tokens(
-            session, deps.clock, expired_condition(deps.clock) & (Token.user_id == user_id),
+            session, deps.clock, due(deps.clock.now()) & (Token.user_id == user_id),
             EXPIRED,
         )
         active = session.execute(

@@ -37,10 +37,13 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import text
 
+from shared.batches import until_short
+from shared.expiry_rules import due_sql
 from shared.persistence.transactions import unit_of_work
 from shared.services.deps import Deps
 from shared.services.sweep import sweep, sweep_all
@@ -129,7 +132,7 @@ WITH per_token AS (
            k.refunds > 1 AS multiple_refunds,
            k.refunds > 0 AND k.has_request AS restored_token_redeemed,
            k.status IS NULL AND k.debits > 0 AND k.refunds = 0 AS debit_without_token,
-           k.status = 'active' AND k.expires_at <= now() - make_interval(secs => :grace)
+           """ + due_sql("now() - make_interval(secs => :grace)", alias="k") + """
                AS overdue_active_token,
            k.status = 'redeemed' AND NOT k.has_request
                AND k.redeemed_at <= now() - make_interval(secs => :grace)
@@ -320,10 +323,8 @@ def reconcile_and_fix(deps: Deps, grace_seconds: float = DEFAULT_GRACE_SECONDS) 
         fixed = sweep_all(deps)
     else:
         for user_id in sorted(overdue - broken):  # a few users at most; each set-based
-            while True:
-                batch = sweep(deps, user_id=user_id, limit=SWEEP_BATCH)
+            one_batch = partial(sweep, deps, user_id=user_id, limit=SWEEP_BATCH)
+            for batch in until_short(one_batch, SWEEP_BATCH):
                 fixed.extend(batch)
-                if len(batch) < SWEEP_BATCH:
-                    break
     after = reconcile(deps, grace_seconds)
     return replace(after, fixed=fixed, left_alone=sorted(overdue & broken))

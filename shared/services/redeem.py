@@ -9,12 +9,13 @@ from sqlalchemy.orm import Session
 
 from schemas.events import TokenRedeemed
 from shared.errors import DomainError, TokenAlreadyRedeemed, TokenNotFound
+from shared.expiry_rules import due, redeemable
 from shared.persistence.outbox import record_events
 from shared.persistence.tables import LedgerEntry, Token
 from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
 from shared.services.lookup import gone, refund_and_owner, settled_fate
-from shared.services.refund import EXPIRED, expired_condition, log_refunds, refund_tokens
+from shared.services.refund import EXPIRED, log_refunds, refund_tokens
 from shared.services.views import Refund, TokenView
 
 log = logging.getLogger("exchange_tokens.redeem")
@@ -34,7 +35,7 @@ def redeem_in(
     now = deps.clock.now()
     row = session.execute(
         update(Token)
-        .where(Token.code == code, Token.status == "active", Token.expires_at > now)
+        .where(Token.code == code, redeemable(now))
         .values(status="redeemed", redeemed_at=now, merchant_id=merchant_id)
         .returning(*Token.__table__.columns, now.label("as_of"))
     ).first()
@@ -71,7 +72,7 @@ def redeem_in(
         # deadlock. What it holds it refunds. Holding nothing (a refusal), wait in
         # that order like everyone else: the past-expiry token must be settled here.
         restored = refund_tokens(
-            session, deps.clock, expired_condition(deps.clock) & (Token.user_id == owner),
+            session, deps.clock, due(deps.clock.now()) & (Token.user_id == owner),
             EXPIRED, skip_locked=row is not None,
         )
         if past_expiry is not None and all(r.token_id != past_expiry.id for r in restored):

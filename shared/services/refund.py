@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 
-from sqlalchemy import ColumnElement, and_, select, text
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.orm import Session
 
 from schemas.events import SCHEMA_VERSION
@@ -32,10 +32,6 @@ log = logging.getLogger("exchange_tokens.refund")
 
 EXPIRED = "expired"
 CANCELLED = "cancelled"
-
-
-def expired_condition(clock: Clock) -> ColumnElement[bool]:
-    return and_(Token.status == "active", Token.expires_at <= clock.now())
 
 
 def refund_tokens(

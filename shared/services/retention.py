@@ -2,7 +2,7 @@
 
 - Published outbox rows: the broker has confirmed them; kept a while for investigation
   (``outbox_keep``), then deleted. Unpublished rows are never touched.
-- Idempotency keys: answered again only within 24 h (CONTRACT.md), so older ones go.
+- Idempotency keys: answered again only within 24 h (docs/api.md), so older ones go.
 - Redeem failure windows (shared/services/abuse.py): only the current minute's counts
   anything, so every earlier window goes.
 
@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select, tuple_
 
+from shared.batches import until_short
 from shared.persistence.tables import IdempotencyKey, OutboxMessage, RedeemFailures
 from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
@@ -53,13 +54,8 @@ def _prune_batch(deps: Deps, table: Any, condition: ColumnElement[bool], batch: 
 
 def _prune_all(deps: Deps, table: Any, condition: ColumnElement[bool], batch: int,
                max_batches: int) -> int:
-    total = 0
-    for _ in range(max_batches):
-        n = _prune_batch(deps, table, condition, batch)
-        total += n
-        if n < batch:
-            break
-    return total
+    return sum(until_short(lambda: _prune_batch(deps, table, condition, batch), batch,
+                           max_batches=max_batches))
 
 
 def prune(deps: Deps, *, outbox_keep: timedelta = OUTBOX_KEEP, batch: int = 5000,

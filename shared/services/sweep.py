@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from shared.batches import until_short
+from shared.expiry_rules import due
 from shared.persistence.tables import Token
 from shared.persistence.transactions import retry_transaction, unit_of_work
 from shared.services.deps import Deps
-from shared.services.refund import EXPIRED, expired_condition, log_refunds, refund_tokens
+from shared.services.refund import EXPIRED, log_refunds, refund_tokens
 from shared.services.views import Refund
 
 
@@ -21,7 +23,7 @@ def sweep(
     workers and the API run side by side; call again until it returns fewer than ``limit``.
     ``dry_run`` reports what would be restored and changes nothing.
     """
-    condition = expired_condition(deps.clock)
+    condition = due(deps.clock.now())
     if user_id is not None:
         condition = condition & (Token.user_id == user_id)
     with unit_of_work(deps.session_factory) as session:
@@ -51,8 +53,6 @@ def sweep_all(deps: Deps, dry_run: bool = False, batch: int = 500) -> list[Refun
     if dry_run:
         return sweep(deps, dry_run=True, limit=10_000_000)
     done: list[Refund] = []
-    while True:
-        restored = sweep(deps, limit=batch)
+    for restored in until_short(lambda: sweep(deps, limit=batch), batch):
         done.extend(restored)
-        if len(restored) < batch:
-            return done
+    return done

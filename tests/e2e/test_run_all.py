@@ -9,7 +9,7 @@ import subprocess
 import time
 import urllib.request
 
-from tests.integration.workers.conftest import wait_until
+from tests.support.workers import wait_until
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ import time
 from sqlalchemy import text
 
 from shared import services
-from tests.integration.workers.conftest import classify, purge_queues, wait_until
+from tests.support.workers import classify, purge_queues, wait_until
 
 NO_SWEEP = ["--role", "relay", "--role", "schedule-expiry", "--role", "expire"]
 

@@ -1,4 +1,4 @@
-"""Bearer tokens (CONTRACT.md, "Authentication"): HS256, ``exp`` and ``sub`` required,
+"""Bearer tokens (docs/api.md, "Authentication"): HS256, ``exp`` and ``sub`` required,
 ``roles`` defaulting to ``["user"]``; anything else is refused."""
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ Layers, lowest first (a module may import its own layer and any layer below it):
     shared (the rest)   settings, clock, errors, logs, codes, tokens
     shared.messaging    broker names, topology, publishing, failure rules
     shared.persistence  tables, migrations, outbox, engine, transactions
+    shared.expiry_rules the due and redeemable rules, on the tokens table
     shared.services     one transaction per call: issue, redeem, refund, dead letters...
     shared.bootstrap    the composition root: builds what a process needs
     api, workers        the entry points; neither imports the other
@@ -30,11 +31,12 @@ LAYERS: dict[str, int] = {
     "shared": 1,
     "shared.messaging": 2,
     "shared.persistence": 3,
-    "shared.services": 4,
-    "shared.bootstrap": 5,
-    "api": 6,
-    "workers": 6,
-    "cli": 7,
+    "shared.expiry_rules": 4,
+    "shared.services": 5,
+    "shared.bootstrap": 6,
+    "api": 7,
+    "workers": 7,
+    "cli": 8,
 }
 
 

@@ -1,4 +1,4 @@
-"""The JSON log line (CONTRACT.md, "Logs"): one object per line, ``ts``, ``level`` and
+"""The JSON log line (docs/observability.md): one object per line, ``ts``, ``level`` and
 ``event`` first, every extra field, the ids of the request or message being handled."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Settings are read from the environment once, at start-up, and bad values refuse to
-start with a message naming the variable (CONTRACT.md, "Configuration")."""
+start with a message naming the variable (README, "Configuration")."""
 
 from __future__ import annotations
 

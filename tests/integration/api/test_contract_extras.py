@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from tests.integration.api.test_auth_and_errors import assert_error
 from tests.integration.workers import conftest as worker_fixtures
-from tests.integration.workers.conftest import wait_until
+from tests.support.workers import wait_until
 
 # The worker tests' fixtures, for the one test here that runs a worker (module attributes,
 # not imports: pytest finds them by name, and nothing shadows an imported name).

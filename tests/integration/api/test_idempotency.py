@@ -75,7 +75,7 @@ def test_a_replayed_credit_credits_once(client, admin, user, balance_of):
 
 def test_a_refused_issue_is_a_first_response_too(client, auth, user, credit, container,
                                                  balance_of):
-    """CONTRACT.md: the same key and body answer the first response again and change
+    """The contract: the same key and body answer the first response again and change
     nothing, also when that response was a refusal and would no longer be one."""
     headers = {**auth(user), "Idempotency-Key": key()}
     r = client.post("/api/exchange-tokens/", json={"points": 30}, headers=headers)

@@ -48,7 +48,7 @@ def test_purge_all_with_yes_empties_the_parking_queue(cli, broker):
 
 
 def test_purge_without_yes_asks_on_stdin_and_no_answer_purges_nothing(cli, broker):
-    """CONTRACT.md: purge asks for confirmation unless --yes, also without a terminal: a
+    """The contract: purge asks for confirmation unless --yes, also without a terminal: a
     closed stdin (cron) is a no, at once; `echo y |` is a yes."""
     dead_letter_id = broker.park(issued())
 
@@ -69,7 +69,7 @@ def test_purge_without_yes_asks_on_stdin_and_no_answer_purges_nothing(cli, broke
 
 
 def test_several_ids_after_one_id_flag(cli, broker):
-    """CONTRACT.md writes `--id ID...`: `--id A B` names both, as `--id A --id B` does."""
+    """The contract writes `--id ID...`: `--id A B` names both, as `--id A --id B` does."""
     first, second, kept = (broker.park(issued()) for _ in range(3))
 
     result = cli("purge", "--id", first, second, "--yes")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from schemas.events import TokenRedeemed
 from shared import services
 from shared.messaging.names import H_ATTEMPTS, H_EXCEPTION, H_REASON, H_REPLAYED, H_STACK
-from shared.messaging.topology import delay_routing_key
+from shared.messaging.topology import DELAY_LEVELS, delay_routing_key
 from shared.services.deps import Deps
 from tests.integration.dlq.builders import (
     expire_routing_key,
@@ -261,7 +261,7 @@ def test_a_timer_the_broker_dead_lettered_after_the_delay_chain_replays_to_the_e
     # Given a timer that waited in the delay chain, then crashed its worker until the
     # expire queue's delivery limit parked it (x-death also lists the delay queue)
     command = expiry_command(uuid.uuid4(), "u-1", 5, datetime.now(UTC))
-    broker.park_by_broker(command, exchange=topology.delay_entry,
+    broker.park_by_broker(command, exchange=topology.delay_exchange(DELAY_LEVELS - 1),
                           routing_key=delay_routing_key(100, "expire"), consumer="expire")
     (row,) = json.loads(cli("list", "--json").stdout)["messages"]
     assert row["reason"] == "delivery_limit"

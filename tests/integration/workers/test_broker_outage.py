@@ -11,13 +11,13 @@ import time
 import pytest
 
 from shared import services
-from tests.integration.workers.conftest import (
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.workers import (
     classify,
     purge_queues,
     unsent_count,
     wait_until,
 )
-from tests.support.tcp_proxy import TcpProxy
 from workers.worker import STOP_TIMEOUT_SECONDS, Worker, WorkerOptions
 
 ALL_BUT_SWEEP = ["relay", "schedule-expiry", "expire", "exchange-requests", "audit"]

@@ -12,8 +12,8 @@ from sqlalchemy import text
 
 from schemas.events import TokenExpired
 from shared import services
-from shared.messaging.topology import delay_routing_key
-from tests.integration.workers.conftest import classify, unsent_count, wait_until
+from shared.messaging.topology import DELAY_LEVELS, delay_routing_key
+from tests.support.workers import classify, unsent_count, wait_until
 
 ALL_BUT_SWEEP = ["relay", "schedule-expiry", "expire", "exchange-requests", "audit"]
 
@@ -38,7 +38,7 @@ def publish_timer(broker, topology, token, user, delay_ms: float) -> None:
     timer = TokenExpired(token_id=token.id, user_id=user, points=token.points,
                          expires_at=token.expires_at)
     broker.confirm_delivery()
-    broker.basic_publish(topology.delay_entry, delay_routing_key(delay_ms, "expire"),
+    broker.basic_publish(topology.delay_exchange(DELAY_LEVELS - 1), delay_routing_key(delay_ms, "expire"),
                          timer.model_dump_json().encode(),
                          pika.BasicProperties(delivery_mode=2, message_id=str(timer.event_id)),
                          mandatory=True)

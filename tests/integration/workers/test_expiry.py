@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from shared import services
-from tests.integration.workers.conftest import classify, refunds, wait_until
+from tests.support.workers import classify, refunds, wait_until
 
 NO_SWEEP = 3600.0  # the sweep runs once at start, then not during the test
 

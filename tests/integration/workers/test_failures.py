@@ -15,8 +15,8 @@ from schemas.events import TokenRedeemed
 from shared.bootstrap import bootstrap
 from shared.messaging import names as h
 from shared.messaging.topology import delay_routing_key
-from tests.integration.workers.conftest import wait_until
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.workers import wait_until
 from workers import metrics
 from workers.worker import STOP_TIMEOUT_SECONDS, Worker, WorkerOptions, worker_container
 
@@ -268,7 +268,7 @@ def test_a_token_someone_holds_delays_only_itself_not_its_batch(
     from schemas.events import TokenExpired
     from shared import services
     from shared.persistence.transactions import is_timeout, is_unavailable
-    from tests.integration.workers.conftest import purge_queues, refunds
+    from tests.support.workers import purge_queues, refunds
 
     short = dataclasses.replace(deps, token_ttl_seconds=1)
     held_user, other_user = (f"user-{uuid.uuid4().hex[:8]}" for _ in range(2))

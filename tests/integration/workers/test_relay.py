@@ -14,7 +14,7 @@ from schemas.events import TokenIssued
 from shared.logs import bound
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.persistence.outbox import record_events
-from tests.integration.workers.conftest import unsent_count, wait_until
+from tests.support.workers import unsent_count, wait_until
 from workers.relay import Relay
 
 

@@ -8,7 +8,7 @@ import amqp
 import pytest
 
 from shared.messaging import names as h
-from shared.messaging.amqp_client import FrameBatch
+from shared.messaging.amqp_speedups import FrameBatch
 from shared.messaging.delays import delay_target
 from shared.messaging.failures import (
     RETRY_DELAYS_SECONDS,

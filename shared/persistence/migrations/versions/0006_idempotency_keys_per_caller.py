@@ -4,7 +4,7 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-24
 
-Why: CONTRACT.md scopes an Idempotency-Key to the caller (``sub``). The key was unique
+Why: the API's contract scopes an Idempotency-Key to the caller (``sub``). The key was unique
 per caller *and endpoint*, so a caller with two roles (admin and user) could send one key
 to the credit and to the issue endpoint and get two effects. Unique per (caller, key),
 the second request meets the first's row; its fingerprint covers the endpoint, so it

@@ -1,4 +1,12 @@
-"""Flask, with two per-request costs taken out of the hot path; behaviour unchanged."""
+"""Speed patches of Flask, in one place (the API's process); behaviour unchanged.
+
+Two per-request costs taken out of the hot path, each relying on a Flask internal that
+tests/unit/api/test_speedups.py pins (it fails when Flask changes it):
+
+* :class:`JsonProvider` builds the response encoder once and calls Flask's
+  ``_prepare_response_obj`` itself;
+* :class:`App` remembers ``ensure_sync``'s answer for plain functions.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""api/flask_app.py: the same answers as Flask's own, computed once."""
+"""api/speedups.py: the same answers as Flask's own, computed once; and the Flask code it
+relies on, pinned (a change fails here: re-check the speedups, then record the print)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from decimal import Decimal
 
 from flask import Flask
 
-from api.flask_app import App
+from api.speedups import App
 
 PAYLOAD = {"z": 1, "a": [1.5, None, True], "when": datetime(2026, 11, 24, 7, 0, tzinfo=UTC),
            "id": uuid.UUID("12345678-1234-5678-1234-567812345678"), "amount": Decimal("2.50"),
@@ -59,3 +60,19 @@ def test_plain_functions_are_run_as_they_are_and_coroutines_still_go_through_fla
             assert "async" in str(exc)
         else:
             assert wrapped is not coroutine_view
+
+
+def test_the_flask_code_the_speedups_rely_on_is_unchanged() -> None:
+    import flask.json.provider
+
+    from tests.support.fingerprints import changed
+
+    relied_on = {
+        "Flask.ensure_sync": (Flask.ensure_sync, "93da8bd89e2a20b7"),
+        "DefaultJSONProvider.response": (flask.json.provider.DefaultJSONProvider.response,
+                                         "9254e25fd3cf4013"),
+        "JSONProvider._prepare_response_obj": (
+            flask.json.provider.JSONProvider._prepare_response_obj, "2d8e7e3c29779474"),
+    }
+    assert not changed(relied_on), (
+        f"Flask changed under api/speedups.py: re-check it: {changed(relied_on)}")
