@@ -4,46 +4,20 @@ workers, PostgreSQL and RabbitMQ, in a broker namespace of their own."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.messaging.topology import Topology, declare_topology, delete_topology
 from shared.settings import Settings
 from tests.support.browser import launch_chromium
-from tests.support.ops_stack import Stack, broker_channel, close_open_jobs
+from tests.support.ops_fixtures import channel, namespace_of_its_own, ops_topology, stack
+
+__all__ = ["channel", "ops_topology", "stack"]  # fixtures, used by name
 
 
 @pytest.fixture(scope="session")
 def ops_settings(settings: Settings) -> Iterator[Settings]:
-    s = settings.model_copy(update={"broker_namespace": f"{settings.broker_namespace}-web"})
-    declare_topology(s)
-    yield s
-    delete_topology(s)
-
-
-@pytest.fixture(scope="session")
-def ops_topology(ops_settings: Settings) -> Topology:
-    return Topology.for_settings(ops_settings)
-
-
-@pytest.fixture
-def channel(ops_settings: Settings, ops_topology: Topology) -> Iterator[Any]:
-    with broker_channel(ops_settings) as ch:
-        for queue in (ops_topology.names.dead_letter_queue, *ops_topology.consumer_queues()):
-            ch.queue_purge(queue)
-        yield ch
-
-
-@pytest.fixture
-def stack(ops_settings: Settings, deps: Any, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(ops_settings, tmp_path)
-    try:
-        yield s
-    finally:
-        s.stop_all()
-        close_open_jobs(deps)
+    yield from namespace_of_its_own(settings, "web")
 
 
 @pytest.fixture(scope="module")

@@ -30,11 +30,11 @@ def assert_error(response, status, code):
     {"Authorization": "Bearer"},
     {"Authorization": "Basic dXNlcjpwYXNz"},
     {"Authorization": "Bearer not.a.jwt"},
-    _jwt({"sub": "u", "exp": int(time.time()) + 60}, secret="another-secret-another-secret-of-32-bytes!"),
+    _jwt({"sub": "u", "exp": int(time.time()) + 86_400}, secret="another-secret-another-secret-of-32-bytes!"),
     _jwt({"sub": "u", "exp": int(time.time()) - 3600}),
     _jwt({"sub": "u"}),
-    _jwt({"exp": int(time.time()) + 60}),
-    _jwt({"sub": "u", "exp": int(time.time()) + 60, "roles": "user"}),
+    _jwt({"exp": int(time.time()) + 86_400}),
+    _jwt({"sub": "u", "exp": int(time.time()) + 86_400, "roles": "user"}),
 ], ids=["missing", "empty", "basic", "malformed", "bad-signature", "expired", "no-exp",
         "no-sub", "roles-not-a-list"])
 def test_a_bad_or_missing_bearer_token_is_401(client, headers):

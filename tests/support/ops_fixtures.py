@@ -1,0 +1,46 @@
+"""Fixtures shared by the ops console's API tests and the browser tests: a broker namespace
+of their own (each conftest names it with ``ops_settings``), queues emptied per test, and
+the API and workers as real processes. A conftest imports the ones it uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.messaging.topology import Topology, declare_topology, delete_topology
+from shared.settings import Settings
+from tests.support.ops_stack import Stack, broker_channel, close_open_jobs
+
+
+def namespace_of_its_own(settings: Settings, suffix: str) -> Iterator[Settings]:
+    """The session's settings in a broker namespace of their own, declared then deleted."""
+    s = settings.model_copy(update={"broker_namespace": f"{settings.broker_namespace}-{suffix}"})
+    declare_topology(s)
+    yield s
+    delete_topology(s)
+
+
+@pytest.fixture(scope="session")
+def ops_topology(ops_settings: Settings) -> Topology:
+    return Topology.for_settings(ops_settings)
+
+
+@pytest.fixture
+def channel(ops_settings: Settings, ops_topology: Topology) -> Iterator[Any]:
+    with broker_channel(ops_settings) as ch:
+        for queue in (ops_topology.names.dead_letter_queue, *ops_topology.consumer_queues()):
+            ch.queue_purge(queue)
+        yield ch
+
+
+@pytest.fixture
+def stack(ops_settings: Settings, deps: Any, tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(ops_settings, tmp_path)
+    try:
+        yield s
+    finally:
+        s.stop_all()
+        close_open_jobs(deps)
