@@ -4,6 +4,7 @@ expiry still happens once the broker is back."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import threading
 import time
@@ -59,8 +60,22 @@ def test_tokens_issued_while_the_broker_is_unreachable_all_expire_once_it_is_bac
         worker.stop()
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+def rabbitmqctl(*args: str) -> str:
+    return subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, text=True,
+                          timeout=60).stdout
+
+
+def dead_letter_retry_seconds() -> float:
+    """How long the broker holds a timer it could not hand on before it tries again.
+
+    A quorum queue's at-least-once dead-lettering keeps an expired message whose target
+    did not confirm it (the target queue still recovering after a restart) and sends it
+    again only after ``dead_letter_worker_publisher_confirm_timeout`` (180 s by default
+    on RabbitMQ 3.10 to 4.x): late, not lost."""
+    out = rabbitmqctl("eval",
+                      "application:get_env(rabbit, dead_letter_worker_publisher_confirm_timeout).")
+    match = re.search(r"\{ok,\s*(\d+)\}", out)
+    return int(match.group(1)) / 1000 if match else 180.0
 
 
 def test_a_worker_stops_in_time_when_its_broker_hangs(
@@ -94,9 +109,15 @@ def test_a_worker_stops_in_time_when_its_broker_hangs(
             worker.stop()
 
 
+@pytest.mark.timeout(600)  # a timer the broker held for its retry window (below) arrives late
 def test_a_broker_restart_while_publishing_loses_no_expiry(
     container, deps, user, topology, start_worker
 ):
+    """Without the sweep, so that only the broker path (outbox, confirms, delay chain) can
+    restore the points: every token is restored exactly once. Timers that expired while
+    the restarted broker's expire queue was not yet taking messages come late, after the
+    broker's own dead-lettering retry window; the sweep restores those earlier in a real
+    deployment (docs/messaging.md)."""
     # Given a worker running every role but the sweep, and tokens issued without pause
     start_worker(roles=ALL_BUT_SWEEP)
     services.credit(deps, user, 10_000)
@@ -123,7 +144,8 @@ def test_a_broker_restart_while_publishing_loses_no_expiry(
     done.set()
     issuer.join(5)
     # Then every token issued before, during and after is restored exactly once
-    wait_until(lambda: not classify(container.engine, ids)["lost"], timeout=90, interval=0.5)
+    wait_until(lambda: not classify(container.engine, ids)["lost"],
+               timeout=30 + dead_letter_retry_seconds() + 30, interval=0.5)
     time.sleep(1)
     result = classify(container.engine, ids)
     assert result["duplicated"] == []
