@@ -201,3 +201,27 @@ def test_a_page_from_an_origin_the_api_does_not_allow_is_refused_by_the_browser(
     assert any("CORS policy" in text for text in wallet.console_messages), \
         wallet.console_messages
     wallet.screenshot(path=screenshots / "9-other-origin-refused.png", full_page=True)
+
+
+def test_a_sign_in_submitted_before_the_configuration_arrives_is_kept(browser, sites, deps):
+    """A quick user (or a slow network): the sign-in form is submitted while the page is
+    still fetching config.json. The page's own handler takes it, not the browser's submit,
+    which would reload the page and lose the sign-in."""
+    site = sites["sale"]
+    user = f"web-{uuid.uuid4().hex[:8]}"
+    credit(deps, user, 7)
+    page = browser.new_context().new_page()
+    held = []  # config.json requests, answered only after the submit
+    page.route("**/config.json", lambda route: held.append(route))
+    page.goto(f"{site.pages}/app/wallet.html", wait_until="domcontentloaded")
+    page.wait_for_function("() => document.querySelector('#signin-form') !== null")
+    while not held:
+        page.wait_for_timeout(20)
+    page.fill("#bearer", _bearer(user, "user"))
+    page.click("#signin-button")
+    page.wait_for_timeout(300)  # a native submit would be navigating by now
+    for route in held:
+        route.continue_()
+    page.unroute("**/config.json")  # a request held since goes on as it is
+    _expect_text(page, "#balance", r"^7$")
+    assert not page.url.endswith("?"), page.url

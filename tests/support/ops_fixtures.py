@@ -10,17 +10,12 @@ from typing import Any
 
 import pytest
 
-from shared.messaging.topology import Topology, declare_topology, delete_topology
+from shared.messaging.topology import Topology
 from shared.settings import Settings
+from tests.support.namespaces import namespace_of_its_own
 from tests.support.ops_stack import Stack, broker_channel, close_open_jobs
 
-
-def namespace_of_its_own(settings: Settings, suffix: str) -> Iterator[Settings]:
-    """The session's settings in a broker namespace of their own, declared then deleted."""
-    s = settings.model_copy(update={"broker_namespace": f"{settings.broker_namespace}-{suffix}"})
-    declare_topology(s)
-    yield s
-    delete_topology(s)
+__all__ = ["channel", "namespace_of_its_own", "ops_topology", "stack"]
 
 
 @pytest.fixture(scope="session")

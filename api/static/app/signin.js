@@ -19,8 +19,11 @@ export function refuse(error) {
 
 export async function start(onSignedIn) {
   translatePage();
-  await configure();
+  // The form's handler goes on before the configuration arrives: a sign-in submitted
+  // earlier would otherwise be the browser's own submit, a reload that loses it.
+  const configured = configure();
   const enter = async () => {
+    await configured;
     $("signin").hidden = true;
     $("signed-in").hidden = false;
     show("who", t("signin.as", { sub: subject() }));
@@ -33,5 +36,6 @@ export async function start(onSignedIn) {
     await enter();
   });
   $("signout").addEventListener("click", () => { signOut(); location.reload(); });
+  await configured;
   if (bearer()) await enter();
 }

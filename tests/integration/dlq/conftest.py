@@ -30,20 +30,16 @@ from shared.messaging.names import (
 from shared.messaging.topology import (
     DELIVERY_LIMIT,
     Topology,
-    declare_topology,
-    delete_topology,
 )
 from shared.settings import Settings
+from tests.support.namespaces import namespace_of_its_own
 from tests.support.root_logging import kept_root_logging
 from tests.support.service_env import service_env
 
 
 @pytest.fixture(scope="session")
 def dlq_settings(settings: Settings) -> Iterator[Settings]:
-    s = settings.model_copy(update={"broker_namespace": f"{settings.broker_namespace}-dlq"})
-    declare_topology(s)
-    yield s
-    delete_topology(s)
+    yield from namespace_of_its_own(settings, "dlq")
 
 
 @pytest.fixture(scope="session")
