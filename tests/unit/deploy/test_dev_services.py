@@ -85,8 +85,14 @@ def run_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_make_run_goes_on_when_both_servers_answer(tmp_path: Path) -> None:
-    result = run_check(tmp_path, DATABASE_URL="postgresql://postgres@127.0.0.1:5432/x",
-                       AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2F")
+    # The check asks only whether something accepts a connection: two listening sockets
+    # stand in for the servers, so this tier needs none running.
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as db, socket.create_server(("127.0.0.1", 0)) as mq:
+        result = run_check(
+            tmp_path, DATABASE_URL=f"postgresql://postgres@127.0.0.1:{db.getsockname()[1]}/x",
+            AMQP_URL=f"amqp://guest:guest@127.0.0.1:{mq.getsockname()[1]}/%2F")
     assert result.returncode == 0, result.stderr
     assert result.stdout == result.stderr == ""
 
@@ -94,9 +100,14 @@ def test_make_run_goes_on_when_both_servers_answer(tmp_path: Path) -> None:
 def test_without_servers_or_docker_make_run_stops_with_one_line_saying_what_to_do(
     tmp_path: Path,
 ) -> None:
-    # PATH without docker: the engine cannot be asked.
-    result = run_check(tmp_path, PATH=str(tmp_path),
-                       DATABASE_URL="postgresql://postgres@127.0.0.1:1/x")
+    # PATH without docker: the engine cannot be asked. The broker answers (a listening
+    # socket), the database does not.
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as mq:
+        result = run_check(tmp_path, PATH=str(tmp_path),
+                           DATABASE_URL="postgresql://postgres@127.0.0.1:1/x",
+                           AMQP_URL=f"amqp://guest:guest@127.0.0.1:{mq.getsockname()[1]}/%2F")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
