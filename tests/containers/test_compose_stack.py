@@ -8,50 +8,26 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Callable
 
 import jwt
 import pytest
 import requests
-from sqlalchemy import text
 
 from shared import services
 from tests.containers.conftest import STACK_JWT_SECRET
 from tests.containers.stack import Stack
+from tests.support.workers import classify, wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
 
-def wait_until(check: Callable[[], object], timeout: float, interval: float = 0.1) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s (last: {value!r})")
-        time.sleep(interval)
-
-
-def refunds_per_token(engine, token_ids) -> dict:
-    with engine.connect() as conn:
-        rows = conn.execute(text("SELECT token_id FROM ledger WHERE kind = 'refund'"
-                                 " AND token_id = ANY(:ids)"), {"ids": list(token_ids)}).all()
-    counts = {t: 0 for t in token_ids}
-    for (token_id,) in rows:
-        counts[token_id] += 1
-    return counts
-
-
-def classify(engine, token_ids) -> dict[str, int]:
-    """Jepsen style: each token is lost (never refunded), once, or duplicated."""
-    counts = refunds_per_token(engine, token_ids).values()
-    return {"lost": sum(c == 0 for c in counts), "once": sum(c == 1 for c in counts),
-            "duplicated": sum(c > 1 for c in counts)}
+def counts(engine, token_ids) -> dict[str, int]:
+    """Jepsen style, as numbers: tokens lost (never refunded), refunded once, duplicated."""
+    return {kind: len(ids) for kind, ids in classify(engine, token_ids).items()}
 
 
 def refunded(engine, token_ids) -> int:
-    return sum(1 for c in refunds_per_token(engine, token_ids).values() if c)
+    return len(token_ids) - len(classify(engine, token_ids)["lost"])
 
 
 def bearer(sub: str, *roles: str) -> dict[str, str]:
@@ -125,7 +101,7 @@ def test_tokens_issued_through_the_api_container_expire_through_the_worker_conta
     # Then every token comes back once, refunded by the workers when it expires
     wait_until(lambda: refunded(stack_container.engine, ids) == len(ids), timeout=60)
     time.sleep(1)
-    assert classify(stack_container.engine, ids) == {"lost": 0, "once": 12, "duplicated": 0}
+    assert counts(stack_container.engine, ids) == {"lost": 0, "once": 12, "duplicated": 0}
 
 
 def test_kill_9_of_a_worker_container_mid_burst_loses_and_doubles_nothing(
@@ -144,7 +120,7 @@ def test_kill_9_of_a_worker_container_mid_burst_loses_and_doubles_nothing(
     # Then the other one finishes: every token refunded exactly once
     wait_until(lambda: refunded(engine, ids) == len(ids), timeout=120, interval=0.5)
     time.sleep(2)
-    assert classify(engine, ids) == {"lost": 0, "once": 1000, "duplicated": 0}
+    assert counts(engine, ids) == {"lost": 0, "once": 1000, "duplicated": 0}
     assert stack.inspect(victim)["State"]["ExitCode"] == 137
     # And the service is brought back to two workers
     docker("rm", victim)
@@ -167,7 +143,7 @@ def test_scaling_workers_from_2_to_3_and_back_keeps_every_refund_exactly_once(
     wait_until(lambda: refunded(engine, ids) == len(ids), timeout=120, interval=0.5)
     time.sleep(2)
     assert mid < 1000, "the scaling came too late to prove anything"
-    assert classify(engine, ids) == {"lost": 0, "once": 1000, "duplicated": 0}
+    assert counts(engine, ids) == {"lost": 0, "once": 1000, "duplicated": 0}
     assert len(stack.wait_healthy("worker", 2)) == 2
 
 
